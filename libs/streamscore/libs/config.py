@@ -1,0 +1,106 @@
+"""Typed settings from the environment, with safe defaults for the local stack.
+
+Every process reads its configuration through :class:`Settings`. Values come from
+environment variables (``STREAMSCORE_*`` plus the two conventional pointers
+``KAFKA_BOOTSTRAP`` and ``REDIS_URL``); nothing is read at import time.
+
+>>> s = Settings(_env_file=None, profile="local")
+>>> s.profile
+'local'
+>>> s.redacted()["redis_url"] is None or "://" in s.redacted()["redis_url"]
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["local", "test", "staging", "prod"]
+
+#: Secret values that are only acceptable on the local and test profiles.
+DEFAULT_SECRETS = frozenset({"", "change-me", "streamscore-local-admin-token"})
+
+
+def default_home() -> Path:
+    """Where local state lives (stack processes, Kafka jars, logs): ``~/.cache/streamscore``."""
+    return Path.home() / ".cache" / "streamscore"
+
+
+class Settings(BaseSettings):
+    """Configuration of every streamscore process.
+
+    ``kafka_bootstrap`` and ``redis_url`` are ``None`` when unset: the local
+    stack then supplies them (``streamscore up`` writes them to its state file).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMSCORE_", extra="ignore", populate_by_name=True
+    )
+
+    profile: Profile = "local"
+    home: Path = Field(default_factory=default_home)
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "STREAMSCORE_KAFKA_BOOTSTRAP"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "STREAMSCORE_REDIS_URL")
+    )
+    #: Partitions of every input, feature and decision topic (per stream).
+    topic_partitions: int = Field(default=6, ge=1, le=1024)
+    #: Replication factor of created topics (1 on the local single-node stack).
+    topic_replication: int = Field(default=1, ge=1, le=16)
+    #: Retention of input, feature and decision topics.
+    retention_hours: int = Field(default=7 * 24, ge=1)
+    #: Retention of DLQ topics (longer: they are replayed after a fix).
+    dlq_retention_hours: int = Field(default=30 * 24, ge=1)
+    #: Largest accepted message value; larger inputs go to the DLQ as ``oversize``.
+    max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Token that guards the administration API.
+    admin_token: SecretStr = SecretStr("streamscore-local-admin-token")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        # 1. Local and test profiles run on loopback with the known token: allowed.
+        # 2. Any other profile must carry a real secret; refuse to construct otherwise,
+        #    so a process cannot start with a default secret by accident.
+        if self.profile not in ("local", "test") and (
+            self.admin_token.get_secret_value() in DEFAULT_SECRETS
+        ):
+            msg = (
+                f"profile {self.profile!r} refuses the default or empty admin token; "
+                "set STREAMSCORE_ADMIN_TOKEN"
+            )
+            raise ValueError(msg)
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict safe to print: secrets masked, passwords stripped from URLs."""
+        out = self.model_dump()
+        out["admin_token"] = "***"  # noqa: S105 (a mask, not a secret)
+        out["home"] = str(self.home)
+        if self.redis_url:
+            out["redis_url"] = redact_url(self.redis_url)
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Remove the password from a URL.
+
+    >>> redact_url("redis://user:secret@127.0.0.1:6379/0")
+    'redis://user:***@127.0.0.1:6379/0'
+    >>> redact_url("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -1,0 +1,150 @@
+"""The ``streamscore`` command: one entry point for the stack, topics, the demo and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from streamscore.libs.config import Settings
+from streamscore.libs.topics import catalogue
+from streamscore.services import stack
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _settings()
+    info = stack.up(settings)
+    if not args.no_topics:
+        _create_topics(settings, quiet=True)
+    print()
+    print(f"Kafka (KRaft)  {info.kafka_bootstrap}")
+    print(f"Redis          {info.redis_url}")
+    if info.logs_dir is not None:
+        print(f"logs           {info.logs_dir}")
+    print("stop with      streamscore down")
+    print("point a shell  eval $(streamscore env)")
+    print()
+    for line in stack.env_lines(info):
+        print(line)
+    return 0
+
+
+def cmd_down(_args: argparse.Namespace) -> int:
+    stopped = stack.down(_settings())
+    print("stack stopped" if stopped else "no local stack was running")
+    return 0
+
+
+def cmd_env(_args: argparse.Namespace) -> int:
+    info = stack.status(_settings())
+    if info is None:
+        print("no local stack is running: run `streamscore up`", file=sys.stderr)
+        return 1
+    for line in stack.env_lines(info):
+        print(line)
+    return 0
+
+
+def cmd_status(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    info = stack.status(settings)
+    if info is None:
+        print("no local stack is running")
+        return 1
+    kind = "local processes" if info.managed else "external endpoints"
+    print(
+        f"stack ({kind}): kafka {info.kafka_bootstrap} pid={info.kafka_pid}; "
+        f"redis {info.redis_url} pid={info.redis_pid}"
+    )
+    return 0
+
+
+def _create_topics(settings: Settings, *, quiet: bool = False) -> int:
+    from streamscore.services.clients import make_admin  # noqa: PLC0415 (needs a running stack)
+    from streamscore.services.topics_admin import create_topics  # noqa: PLC0415
+
+    specs = catalogue(
+        settings.topic_partitions,
+        settings.topic_replication,
+        retention_hours=settings.retention_hours,
+        dlq_retention_hours=settings.dlq_retention_hours,
+    )
+    outcomes = create_topics(make_admin(settings), specs)
+    errors = [o for o in outcomes if o.status.startswith("error")]
+    created = sum(o.status == "created" for o in outcomes)
+    for o in outcomes:
+        if not quiet or o.status not in ("created", "exists"):
+            print(f"{o.name:40s} {o.partitions:4d}  {o.status}")
+    print(
+        f"topics: {created} created, {len(outcomes) - created - len(errors)} already there, "
+        f"{len(errors)} errors"
+    )
+    return 1 if errors else 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.action == "create":
+        return _create_topics(settings)
+    from streamscore.services.clients import make_admin  # noqa: PLC0415
+    from streamscore.services.topics_admin import list_topics  # noqa: PLC0415
+
+    for name, parts in list_topics(make_admin(settings)).items():
+        print(f"{name:40s} {parts:4d}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streamscore.services.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(_settings(), events_per_stream=args.events, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streamscore.services.bench import run_bench  # noqa: PLC0415
+
+    return run_bench(args.name, as_json=args.json, extra=args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="streamscore", description="Streaming real-time scoring on Kafka."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the local stack (Kafka KRaft + Redis) and create topics")
+    up.add_argument("--no-topics", action="store_true", help="do not create the topics")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the local stack").set_defaults(func=cmd_down)
+    sub.add_parser("env", help="print KAFKA_BOOTSTRAP/REDIS_URL of the running stack").set_defaults(
+        func=cmd_env
+    )
+    sub.add_parser("status", help="is the local stack running?").set_defaults(func=cmd_status)
+    topics = sub.add_parser("topics", help="create or list topics")
+    topics.add_argument("action", choices=["create", "list"])
+    topics.set_defaults(func=cmd_topics)
+    demo = sub.add_parser("demo", help="the main job: bring the stack up and stream through it")
+    demo.add_argument("--events", type=int, default=20_000, help="events per stream")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+    bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
+    bench.add_argument("name")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``streamscore`` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The main job, first stage: bring the local stack up and stream contract-valid events through it.
+
+It starts Kafka and Redis (``streamscore up``), creates the topics, publishes
+sample events of the four streams with the project's producer, reads them back
+with an independent consumer, decodes each against its contract, keeps a
+per-stream tally in Redis and prints what it saw: counts, duplicates and the
+publish-to-visible latency. The scoring loop joins this job as it lands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.codec import decode, encode
+from streamscore.libs.contracts.errors import ContractError
+from streamscore.libs.contracts.samples import sample_events
+from streamscore.libs.topics import STREAMS, catalogue
+from streamscore.services import stack
+from streamscore.services.clients import make_admin, make_consumer, make_producer, make_redis
+from streamscore.services.kafka_producer import Producer
+from streamscore.services.topics_admin import create_topics
+
+Progress = Callable[[str], None]
+REDIS_TALLY_KEY = "streamscore:demo:last_run"
+
+
+@dataclass
+class StreamTally:
+    """What the demo saw for one input topic."""
+
+    produced: int = 0
+    consumed: int = 0
+    contract_errors: int = 0
+    ids: set[str] = field(default_factory=set)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.consumed - self.contract_errors - len(self.ids)
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Reader:
+    """Reads the input topics from their current end and tallies what arrives."""
+
+    def __init__(self, consumer: Consumer, topics: list[str], progress: Progress) -> None:
+        self.consumer = consumer
+        self.tallies = {t: StreamTally() for t in topics}
+        self.seen = 0
+        self._progress = progress
+        # Assign every partition at its current end before anything is produced,
+        # so exactly the demo's events are read (no group rebalance race).
+        meta = consumer.list_topics(timeout=10)
+        parts = []
+        for topic in topics:
+            for p in meta.topics[topic].partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                parts.append(TopicPartition(topic, p, high if high >= 0 else OFFSET_END))
+        consumer.assign(parts)
+
+    def drain(self, timeout_s: float) -> None:
+        for msg in self.consumer.consume(num_messages=5000, timeout=timeout_s):
+            if msg.error():
+                self._progress(f"consumer error: {msg.error()}")
+                continue
+            visible_ms = time.time() * 1000
+            topic = msg.topic() or ""
+            tally = self.tallies[topic]
+            tally.consumed += 1
+            self.seen += 1
+            tally.latencies_ms.append(visible_ms - msg.timestamp()[1])
+            try:
+                event = decode(topic, msg.value() or b"")
+            except ContractError:
+                tally.contract_errors += 1
+                continue
+            tally.ids.add(event.event_id)
+
+
+def _publish(
+    producer: Producer, reader: Reader, events_per_stream: int, seed: int, progress: Progress
+) -> int:
+    """Publish the four streams interleaved, reading back as we go.
+
+    Reading while publishing makes the latency publish-to-visible rather than
+    time spent waiting for the publisher to finish. Returns messages unsent.
+    """
+    streams = list(STREAMS.values())
+    generators = [(s, sample_events(s.name, events_per_stream, seed)) for s in streams]
+    started = time.monotonic()
+    for i in range(events_per_stream):
+        for s, events in generators:
+            event = next(events)
+            key = str(getattr(event, s.key_field)).encode()
+            producer.send(s.input_topic, encode(event), key=key)
+            reader.tallies[s.input_topic].produced += 1
+        if i % 250 == 249:
+            producer.poll(0)
+            reader.drain(0)
+        if i % 5000 == 4999:
+            progress(f"published {len(streams) * (i + 1):,} events, read back {reader.seen:,}")
+    left = producer.flush(60)
+    rate = len(streams) * events_per_stream / (time.monotonic() - started)
+    progress(
+        f"producer: {producer.acked:,} acknowledged, {producer.failed_total} failed, "
+        f"{left} unsent after flush ({rate:,.0f} events/s)"
+    )
+    return left
+
+
+def _report(reader: Reader, stored: dict[str, int], producer_ok: bool) -> bool:
+    print(
+        f"\n{'input topic':28s} {'produced':>9s} {'read':>9s} {'dup':>5s} {'bad':>5s} "
+        f"{'p50 ms':>7s} {'p99 ms':>7s} {'in redis':>9s}"
+    )
+    ok = producer_ok
+    for topic, t in reader.tallies.items():
+        ok &= len(t.ids) == t.produced and t.duplicates == 0 and t.contract_errors == 0
+        print(
+            f"{topic:28s} {t.produced:9,d} {t.consumed:9,d} {t.duplicates:5d} "
+            f"{t.contract_errors:5d} {t.percentile(0.5):7.1f} {t.percentile(0.99):7.1f} "
+            f"{stored.get(topic, 0):9,d}"
+        )
+    got = sum(len(t.ids) for t in reader.tallies.values())
+    want = sum(t.produced for t in reader.tallies.values())
+    print(f"\n{got:,} of {want:,} events read back exactly once: {'OK' if ok else 'MISMATCH'}")
+    print("The stack keeps running: `streamscore down` stops it.")
+    return ok
+
+
+def run_demo(
+    settings: Settings, *, events_per_stream: int, seed: int, progress: Progress = print
+) -> int:
+    """Run the demo; returns 0 when every published event was read back exactly once."""
+    stack.up(settings, progress=progress)
+    specs = catalogue(settings.topic_partitions, settings.topic_replication)
+    outcomes = create_topics(make_admin(settings), specs)
+    progress(
+        f"topics: {sum(o.status == 'created' for o in outcomes)} created, "
+        f"{len(outcomes)} in the catalogue"
+    )
+    topics = [s.input_topic for s in STREAMS.values()]
+    consumer = make_consumer(settings, group_id=f"streamscore-demo-{int(time.time())}")
+    reader = Reader(consumer, topics, progress)
+    producer = make_producer(settings, client_id="streamscore-demo")
+    left = _publish(producer, reader, events_per_stream, seed, progress)
+    deadline = time.monotonic() + 60
+    while reader.seen < sum(t.produced for t in reader.tallies.values()):
+        if time.monotonic() > deadline:
+            break
+        reader.drain(0.5)
+    consumer.close()
+
+    r = make_redis(settings)
+    r.hset(REDIS_TALLY_KEY, mapping={t: len(tl.ids) for t, tl in reader.tallies.items()})
+    raw = cast("dict[bytes, bytes]", r.hgetall(REDIS_TALLY_KEY))
+    stored = {k.decode(): int(v) for k, v in raw.items()}
+    ok = _report(reader, stored, producer_ok=left == 0 and producer.failed_total == 0)
+    return 0 if ok else 1
