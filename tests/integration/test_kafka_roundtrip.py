@@ -10,7 +10,9 @@ import pytest
 from confluent_kafka import Consumer
 
 from streamscore.libs.config import Settings
+from streamscore.libs.contracts.base import Event
 from streamscore.libs.contracts.codec import decode, encode
+from streamscore.libs.contracts.registry import contract_for
 from streamscore.libs.contracts.samples import sample_events
 from streamscore.libs.topics import STREAMS, TopicSpec
 from streamscore.services.clients import make_admin, make_producer
@@ -60,7 +62,9 @@ def test_every_event_arrives_once_in_key_order(stack_settings: Settings) -> None
     while total < N_PER_STREAM * len(STREAMS) and time.monotonic() < deadline:
         for msg in consumer.consume(num_messages=10_000, timeout=1.0):
             assert msg.error() is None, msg.error()
-            event = decode(msg.topic().split(".", 1)[1], msg.value() or b"")
+            contract = contract_for(msg.topic().split(".", 1)[1])
+            event = decode(contract.type, msg.value() or b"", max_bytes=1 << 20)
+            assert isinstance(event, Event)
             received[msg.topic()][msg.key() or b""].append(event.event_id)
             total += 1
     consumer.close()

@@ -101,7 +101,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from streamscore.services.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(_settings(), events_per_stream=args.events, seed=args.seed)
+    return run_demo(_settings(), events_per_stream=args.events, rate=args.rate, seed=args.seed)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=["create", "list"])
     topics.set_defaults(func=cmd_topics)
     demo = sub.add_parser("demo", help="the main job: bring the stack up and stream through it")
-    demo.add_argument("--events", type=int, default=20_000, help="events per stream")
+    demo.add_argument("--events", type=int, default=10_000, help="events per stream")
+    demo.add_argument("--rate", type=float, default=8_000, help="events/s, four streams together")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")

@@ -9,14 +9,16 @@ publish-to-visible latency. The scoring loop joins this job as it lands.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 
 from streamscore.libs.config import Settings
+from streamscore.libs.contracts.base import Event
 from streamscore.libs.contracts.codec import decode, encode
 from streamscore.libs.contracts.errors import ContractError
 from streamscore.libs.contracts.samples import sample_events
@@ -51,11 +53,21 @@ class StreamTally:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class Reader:
-    """Reads the input topics from their current end and tallies what arrives."""
+class Reader(threading.Thread):
+    """Reads the input topics from their current end, in its own thread, and tallies arrivals.
 
-    def __init__(self, consumer: Consumer, topics: list[str], progress: Progress) -> None:
+    A thread of its own stamps each message as soon as it is visible, whatever
+    the publisher is doing; the consumer is used by this thread only.
+    """
+
+    def __init__(
+        self, consumer: Consumer, topics: list[str], progress: Progress, max_bytes: int
+    ) -> None:
+        super().__init__(name="demo-reader", daemon=True)
         self.consumer = consumer
+        self._max_bytes = max_bytes
+        self._stop_at: float | None = None
+        self._expected: int | None = None
         self.tallies = {t: StreamTally() for t in topics}
         self.seen = 0
         self._progress = progress
@@ -69,32 +81,59 @@ class Reader:
                 parts.append(TopicPartition(topic, p, high if high >= 0 else OFFSET_END))
         consumer.assign(parts)
 
-    def drain(self, timeout_s: float) -> None:
-        for msg in self.consumer.consume(num_messages=5000, timeout=timeout_s):
-            if msg.error():
-                self._progress(f"consumer error: {msg.error()}")
-                continue
-            visible_ms = time.time() * 1000
-            topic = msg.topic() or ""
-            tally = self.tallies[topic]
-            tally.consumed += 1
-            self.seen += 1
-            tally.latencies_ms.append(visible_ms - msg.timestamp()[1])
-            try:
-                event = decode(topic, msg.value() or b"")
-            except ContractError:
-                tally.contract_errors += 1
-                continue
-            tally.ids.add(event.event_id)
+    def finish(self, expected: int, timeout_s: float) -> None:
+        """Stop once ``expected`` messages were read, or after ``timeout_s``."""
+        self._expected = expected
+        self._stop_at = time.monotonic() + timeout_s
+        self.join()
+        self.consumer.close()
+
+    def run(self) -> None:
+        while True:
+            if self._expected is not None and self.seen >= self._expected:
+                return
+            if self._stop_at is not None and time.monotonic() > self._stop_at:
+                return
+            # poll() returns as soon as one message is there (consume() with a
+            # batch size would wait for the batch or the timeout and skew latency).
+            msg = self.consumer.poll(0.05)
+            if msg is not None:
+                self._record(msg)
+
+    def _record(self, msg: Message) -> None:
+        if msg.error():
+            self._progress(f"consumer error: {msg.error()}")
+            return
+        visible_ms = time.time() * 1000
+        topic = msg.topic() or ""
+        tally = self.tallies[topic]
+        tally.consumed += 1
+        self.seen += 1
+        tally.latencies_ms.append(visible_ms - msg.timestamp()[1])
+        try:
+            event = decode(topic, msg.value() or b"", max_bytes=self._max_bytes)
+        except ContractError:
+            tally.contract_errors += 1
+            return
+        assert isinstance(event, Event)  # input topics carry events
+        tally.ids.add(event.event_id)
 
 
 def _publish(
-    producer: Producer, reader: Reader, events_per_stream: int, seed: int, progress: Progress
+    producer: Producer,
+    reader: Reader,
+    *,
+    events_per_stream: int,
+    rate: float,
+    seed: int,
+    progress: Progress,
 ) -> int:
-    """Publish the four streams interleaved, reading back as we go.
+    """Publish the four streams interleaved at ``rate`` events/s, reading back as we go.
 
-    Reading while publishing makes the latency publish-to-visible rather than
-    time spent waiting for the publisher to finish. Returns messages unsent.
+    Reading while publishing at a steady rate makes the latency publish-to-visible,
+    not time spent in a burst or waiting for the publisher to finish. The first
+    round is flushed on its own: the idempotent producer's id is obtained then,
+    outside the steady state. Returns messages unsent.
     """
     streams = list(STREAMS.values())
     generators = [(s, sample_events(s.name, events_per_stream, seed)) for s in streams]
@@ -105,9 +144,15 @@ def _publish(
             key = str(getattr(event, s.key_field)).encode()
             producer.send(s.input_topic, encode(event), key=key)
             reader.tallies[s.input_topic].produced += 1
-        if i % 250 == 249:
+        if i == 0:
+            producer.flush(30)
+            started = time.monotonic()
+        if i % 25 == 24:
+            # Pace: sleep until the schedule of a steady rate catches up with us.
+            ahead = len(streams) * (i + 1) / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
             producer.poll(0)
-            reader.drain(0)
         if i % 5000 == 4999:
             progress(f"published {len(streams) * (i + 1):,} events, read back {reader.seen:,}")
     left = producer.flush(60)
@@ -140,7 +185,12 @@ def _report(reader: Reader, stored: dict[str, int], producer_ok: bool) -> bool:
 
 
 def run_demo(
-    settings: Settings, *, events_per_stream: int, seed: int, progress: Progress = print
+    settings: Settings,
+    *,
+    events_per_stream: int,
+    rate: float,
+    seed: int,
+    progress: Progress = print,
 ) -> int:
     """Run the demo; returns 0 when every published event was read back exactly once."""
     stack.up(settings, progress=progress)
@@ -152,15 +202,18 @@ def run_demo(
     )
     topics = [s.input_topic for s in STREAMS.values()]
     consumer = make_consumer(settings, group_id=f"streamscore-demo-{int(time.time())}")
-    reader = Reader(consumer, topics, progress)
+    reader = Reader(consumer, topics, progress, settings.max_message_bytes)
+    reader.start()
     producer = make_producer(settings, client_id="streamscore-demo")
-    left = _publish(producer, reader, events_per_stream, seed, progress)
-    deadline = time.monotonic() + 60
-    while reader.seen < sum(t.produced for t in reader.tallies.values()):
-        if time.monotonic() > deadline:
-            break
-        reader.drain(0.5)
-    consumer.close()
+    left = _publish(
+        producer,
+        reader,
+        events_per_stream=events_per_stream,
+        rate=rate,
+        seed=seed,
+        progress=progress,
+    )
+    reader.finish(sum(t.produced for t in reader.tallies.values()), timeout_s=60)
 
     r = make_redis(settings)
     r.hset(REDIS_TALLY_KEY, mapping={t: len(tl.ids) for t, tl in reader.tallies.items()})
