@@ -116,10 +116,17 @@ def ensure_jars(cache_root: Path, progress: Callable[[str], None]) -> Path:
 def new_cluster_id() -> str:
     """A KRaft cluster id: a random UUID as 22 characters of URL-safe base64.
 
-    >>> len(new_cluster_id())
-    22
+    Like Kafka's own ``Uuid.randomUuid``, an id starting with ``-`` is drawn
+    again: the storage tool's argument parser would take it for an option.
+
+    >>> ids = [new_cluster_id() for _ in range(2000)]
+    >>> {len(i) for i in ids}, any(i.startswith("-") for i in ids)
+    ({22}, False)
     """
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
@@ -179,7 +186,7 @@ def format_storage(
     started = time.monotonic()
     cmd = [
         *_java(libs, log4j, layout.logs_dir),
-        "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(server),
+        "kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}", "-c", str(server),
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
