@@ -19,6 +19,8 @@ def test_parser_knows_every_command() -> None:
         ["topics", "list"],
         ["demo", "--events", "10"],
         ["bench", "x", "--json"],
+        ["simulate", "--out", "/tmp/x"],
+        ["produce", "--rate", "10"],
     ):
         assert parser.parse_args(argv).command == argv[0]
 

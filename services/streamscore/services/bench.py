@@ -43,6 +43,11 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+def _num(v: float) -> str:
+    """A figure for people: thousands separated, small numbers with 4 significant digits."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
 def format_table(result: dict[str, Any]) -> str:
     """A readable table of a benchmark result."""
     lines = [f"bench: {result['bench']}"]
@@ -54,9 +59,9 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append(
             (
                 str(r["metric"]),
-                f"{r['value']:.4g}",
+                _num(r["value"]),
                 str(r.get("unit", "")),
-                "" if r.get("baseline") is None else f"{r['baseline']:.4g}",
+                "" if r.get("baseline") is None else _num(r["baseline"]),
                 str(r.get("baseline_name", "")),
                 "" if r.get("ratio") is None else f"{r['ratio']:.2f}x",
                 "" if r.get("agrees") is None else str(r["agrees"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from streamscore.libs.config import Settings
 from streamscore.libs.topics import catalogue
@@ -104,6 +105,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(), events_per_stream=args.events, rate=args.rate, seed=args.seed)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streamscore.libs.simulator.scenario import get  # noqa: PLC0415
+    from streamscore.services.sim_files import simulate_to_files  # noqa: PLC0415
+
+    scenario = get(args.scenario)
+    if args.days is not None:
+        scenario = scenario.with_days(args.days)
+    counts = simulate_to_files(scenario, seed=args.seed, out=Path(args.out))
+    for topic, n in counts.items():
+        print(f"{topic:28s} {n:12,d}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streamscore.libs.simulator.scenario import get  # noqa: PLC0415
+    from streamscore.services.clients import make_producer  # noqa: PLC0415
+    from streamscore.services.sim_producer import publish  # noqa: PLC0415
+
+    scenario = get(args.scenario)
+    if args.days is not None:
+        scenario = scenario.with_days(args.days)
+    producer = make_producer(_settings(), client_id="streamscore-produce")
+    stats = publish(
+        scenario.records(args.seed),
+        producer,
+        rate=args.rate,
+        speedup=args.speedup,
+        duration_s=args.duration,
+        limit=args.limit,
+    )
+    for topic, n in sorted(stats.by_topic.items()):
+        print(f"{topic:28s} {n:12,d}")
+    print(
+        f"sent {stats.sent:,} in {stats.send_s:.1f} s ({stats.rate:,.0f}/s), "
+        f"acked {stats.acked:,}, failed {sum(stats.failed.values())} {stats.failed or ''}, "
+        f"unsent {stats.unsent}, at most {stats.max_behind_s:.2f} s behind schedule"
+    )
+    return 0 if stats.unsent == 0 and not stats.failed else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamscore.services.bench import run_bench  # noqa: PLC0415
 
@@ -132,6 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=8_000, help="events/s, four streams together")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
+    sim = sub.add_parser("simulate", help="write a scenario's streams to Parquet files")
+    sim.add_argument("--scenario", default="default")
+    sim.add_argument("--days", type=int, default=None, help="override the scenario's days")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--out", required=True, help="output folder")
+    sim.set_defaults(func=cmd_simulate)
+    prod = sub.add_parser("produce", help="publish a scenario to Kafka")
+    prod.add_argument("--scenario", default="default")
+    prod.add_argument("--days", type=int, default=None, help="override the scenario's days")
+    prod.add_argument("--seed", type=int, default=0)
+    pace = prod.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, default=None, help="records/s, steady")
+    pace.add_argument("--speedup", type=float, default=None, help="replay event time X× faster")
+    prod.add_argument("--duration", type=float, default=None, help="stop after T seconds")
+    prod.add_argument("--limit", type=int, default=None, help="stop after N records")
+    prod.set_defaults(func=cmd_produce)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
