@@ -57,6 +57,7 @@ def publish(
     speedup: float | None = None,
     duration_s: float | None = None,
     limit: int | None = None,
+    topic_prefix: str = "",
     progress: Progress = print,
 ) -> ProduceStats:
     """Publish ``records``; pacing by ``rate`` (records/s) or ``speedup`` (× event time).
@@ -68,6 +69,9 @@ def publish(
     2. Ahead of schedule: sleep until it is due (serving delivery reports).
     3. Behind: send at once and record how far behind (``max_behind_s``), so a
        producer that cannot keep up is visible rather than silently slow.
+
+    ``topic_prefix`` namespaces the topics (``<prefix><topic>``), e.g. for an
+    isolated test run or a second tenant on one cluster.
     """
     if rate is not None and speedup is not None:
         msg = "give a rate or a speedup, not both"
@@ -107,9 +111,10 @@ def publish(
                 )
                 last_report, sent_at_report = time.monotonic(), i
         key = getattr(record.event, KEY_FIELD[record.topic])
-        producer.send(record.topic, encode(record.event), key=key.encode())
+        topic = topic_prefix + record.topic
+        producer.send(topic, encode(record.event), key=key.encode())
         stats.sent += 1
-        stats.by_topic[record.topic] += 1
+        stats.by_topic[topic] += 1
     stats.send_s = time.monotonic() - started
     stats.unsent = producer.flush(60)
     stats.elapsed_s = time.monotonic() - started
