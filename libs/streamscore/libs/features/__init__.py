@@ -1,0 +1,1 @@
+"""Feature declarations: one source for the online processors, the offline path and Feast."""
