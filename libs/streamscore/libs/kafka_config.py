@@ -34,6 +34,7 @@ def producer_config(
     linger_ms: float = 1.0,
     transactional_id: str | None = None,
     message_max_bytes: int = 2 * 1024 * 1024,
+    delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
 ) -> KafkaConf:
     """Configuration of an idempotent, fully acknowledged producer.
 
@@ -62,7 +63,7 @@ def producer_config(
         "linger.ms": linger_ms,
         "batch.num.messages": 10_000,
         "compression.type": "lz4",
-        "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+        "message.timeout.ms": delivery_timeout_ms,
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 512 * 1024,
         "message.max.bytes": message_max_bytes,
@@ -72,7 +73,7 @@ def producer_config(
         cfg["transactional.id"] = transactional_id
         # librdkafka requires message.timeout.ms <= transaction.timeout.ms.
         cfg["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
-        cfg["message.timeout.ms"] = min(DELIVERY_TIMEOUT_MS, TRANSACTION_TIMEOUT_MS)
+        cfg["message.timeout.ms"] = min(delivery_timeout_ms, TRANSACTION_TIMEOUT_MS)
     return cfg
 
 

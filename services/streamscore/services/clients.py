@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 
 from streamscore.libs.config import Settings
 from streamscore.libs.kafka_config import (
+    DELIVERY_TIMEOUT_MS,
     IsolationLevel,
     OffsetReset,
     admin_config,
@@ -55,9 +56,20 @@ def endpoints(settings: Settings) -> Endpoints:
     return Endpoints(kafka_bootstrap=kafka, redis_url=redis_url)
 
 
-def make_producer(settings: Settings, *, client_id: str, linger_ms: float = 1.0) -> Producer:
+def make_producer(
+    settings: Settings,
+    *,
+    client_id: str,
+    linger_ms: float = 1.0,
+    delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
+) -> Producer:
     """An idempotent, ``acks=all`` producer with delivery accounting."""
-    return Producer(endpoints(settings).kafka_bootstrap, client_id=client_id, linger_ms=linger_ms)
+    return Producer(
+        endpoints(settings).kafka_bootstrap,
+        client_id=client_id,
+        linger_ms=linger_ms,
+        delivery_timeout_ms=delivery_timeout_ms,
+    )
 
 
 def make_consumer(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
-from streamscore.libs.kafka_config import producer_config
+from streamscore.libs.kafka_config import DELIVERY_TIMEOUT_MS, producer_config
 
 Headers = Sequence[tuple[str, bytes]]
 DeliveryHook = Callable[[KafkaError | None, Message], None]
@@ -33,10 +33,16 @@ class Producer:
         *,
         client_id: str,
         linger_ms: float = 1.0,
+        delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
         on_delivery: DeliveryHook | None = None,
     ) -> None:
         self._producer = _RdProducer(
-            producer_config(bootstrap, client_id=client_id, linger_ms=linger_ms)
+            producer_config(
+                bootstrap,
+                client_id=client_id,
+                linger_ms=linger_ms,
+                delivery_timeout_ms=delivery_timeout_ms,
+            )
         )
         self._hook = on_delivery
         self.acked = 0

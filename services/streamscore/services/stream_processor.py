@@ -1,0 +1,212 @@
+"""The consume → decode → handle → produce → commit loop shared by streaming services.
+
+At-least-once with nothing lost and nothing silently dropped:
+
+1. Consume a micro-batch (up to ``max_batch`` messages or ``max_wait_s``).
+2. Decode each message against its topic's contract. A message that fails
+   becomes a DLQ record on ``dlq.<topic>``: original key and value untouched,
+   headers saying why, where from and when. The partition keeps flowing.
+3. Hand the decoded events to the handler, which returns output records.
+4. Produce DLQ and output records, then wait until the broker acknowledged
+   every one of them (``flush``).
+5. Only then commit, per partition, the offset after the last message of the
+   batch. If any record of the batch failed to deliver (DLQ topic missing,
+   broker gone past the delivery timeout), nothing is committed and
+   :class:`ProcessingHaltedError` is raised: the service stops (fail closed) and,
+   restarted, processes the batch again. Outputs must therefore be
+   deterministic per input (a duplicate carries the same decision).
+
+Rebalances need no extra step: a batch is committed before the next
+``consume`` call, which is where librdkafka runs the rebalance callbacks, so
+a revoked partition never has uncommitted, acknowledged work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from streamscore.libs.contracts.base import Message as ContractMessage
+from streamscore.libs.contracts.codec import decode
+from streamscore.libs.contracts.dlq import build_dlq_headers
+from streamscore.libs.contracts.errors import ContractError
+from streamscore.libs.contracts.registry import contract_for
+from streamscore.libs.topics import dlq_topic
+from streamscore.services.kafka_producer import Producer
+
+
+class ProcessingHaltedError(RuntimeError):
+    """A batch's records were not all acknowledged; its offsets were not committed."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One input message and its decoded contract message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    timestamp_ms: int
+    message: ContractMessage
+
+
+@dataclass(frozen=True)
+class Output:
+    """A record the handler wants produced."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+Handler = Callable[[list[Decoded]], list[Output]]
+
+
+@dataclass
+class LoopStats:
+    """Counters of a processor's life, for metrics and tests."""
+
+    batches: int = 0
+    consumed: int = 0
+    decoded: int = 0
+    dead_lettered: int = 0
+    produced: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    consumer_errors: dict[str, int] = field(default_factory=dict)
+
+
+def commit_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """Per partition, the offset after the highest one in ``messages`` (what to commit)."""
+    top: dict[tuple[str, int], int] = {}
+    for m in messages:
+        k = (m.topic() or "", m.partition() or 0)
+        top[k] = max(top.get(k, -1), m.offset() or 0)
+    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(top.items())]
+
+
+class StreamProcessor:
+    """Runs one handler over input topics with commit-after-acknowledgement."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        handler: Handler,
+        *,
+        service: str,
+        max_batch: int = 500,
+        max_wait_s: float = 0.005,
+        max_bytes: int = 1024 * 1024,
+        topic_prefix: str = "",
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.handler = handler
+        self.service = service
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_bytes = max_bytes
+        self.topic_prefix = topic_prefix
+        self.stats = LoopStats()
+
+    def _contract_topic(self, topic: str) -> str:
+        return topic.removeprefix(self.topic_prefix)
+
+    def _dead_letter(self, msg: Message, error: ContractError) -> Output:
+        topic = msg.topic() or ""
+        _kind, ts = msg.timestamp()
+        headers = build_dlq_headers(
+            error,
+            source_topic=topic,
+            source_partition=msg.partition() or 0,
+            source_offset=msg.offset() or 0,
+            source_timestamp_ms=ts if ts > 0 else None,
+            service=self.service,
+            failed_at=datetime.now(tz=UTC),
+        )
+        return Output(dlq_topic(topic), msg.value() or b"", msg.key(), headers)
+
+    def _decode(self, msg: Message) -> Decoded | Output:
+        topic = msg.topic() or ""
+        try:
+            contract = contract_for(self._contract_topic(topic))
+            event = decode(contract.type, msg.value() or b"", max_bytes=self.max_bytes)
+        except ContractError as err:
+            return self._dead_letter(msg, err)
+        return Decoded(
+            topic, msg.partition() or 0, msg.offset() or 0, msg.key(), msg.timestamp()[1], event
+        )
+
+    def step(self) -> int:
+        """Process one micro-batch; returns how many messages it consumed."""
+        raw = self.consumer.consume(num_messages=self.max_batch, timeout=self.max_wait_s)
+        messages: list[Message] = []
+        for m in raw:
+            err = m.error()
+            if err is None:
+                messages.append(m)
+            else:
+                name = err.name()
+                self.stats.consumer_errors[name] = self.stats.consumer_errors.get(name, 0) + 1
+                if err.fatal():
+                    raise KafkaException(err)
+        if not messages:
+            return 0
+        decoded: list[Decoded] = []
+        outputs: list[Output] = []
+        for m in messages:
+            d = self._decode(m)
+            if isinstance(d, Decoded):
+                decoded.append(d)
+            else:
+                outputs.append(d)
+        self.stats.dead_lettered += len(outputs)
+        if decoded:
+            outputs += self.handler(decoded)
+        failed_before = self.producer.failed_total
+        for o in outputs:
+            self.producer.send(o.topic, o.value, key=o.key, headers=o.headers)
+        if self.producer.flush(timeout_s=60) or self.producer.failed_total > failed_before:
+            msg = (
+                f"{self.service}: {self.producer.failed_total - failed_before} record(s) of a "
+                f"batch not acknowledged ({dict(self.producer.failed)}); offsets not committed"
+            )
+            raise ProcessingHaltedError(msg)
+        self._commit(messages)
+        self.stats.batches += 1
+        self.stats.consumed += len(messages)
+        self.stats.decoded += len(decoded)
+        self.stats.produced += len(outputs)
+        return len(messages)
+
+    def _commit(self, messages: Sequence[Message]) -> None:
+        try:
+            self.consumer.commit(offsets=commit_offsets(messages), asynchronous=False)
+            self.stats.commits += 1
+        except KafkaException as exc:
+            # A rebalance took the partition away between consume and commit: the
+            # new owner re-processes from the last commit and produces the same
+            # outputs (duplicates, never losses). Counted, not fatal.
+            err: KafkaError = exc.args[0]
+            if err.code() in (
+                KafkaError.REBALANCE_IN_PROGRESS,
+                KafkaError.ILLEGAL_GENERATION,
+                KafkaError._NO_OFFSET,
+            ):
+                self.stats.commit_failures += 1
+                return
+            raise
+
+    def run(self, *, should_stop: Callable[[], bool], idle_sleep_s: float = 0.0) -> LoopStats:
+        """Step until ``should_stop()``; the caller closes the consumer afterwards."""
+        while not should_stop():
+            if self.step() == 0 and idle_sleep_s:
+                time.sleep(idle_sleep_s)
+        return self.stats
