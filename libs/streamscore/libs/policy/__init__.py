@@ -1,0 +1,1 @@
+"""The decision policy: versioned, declarative, separate from the model."""
