@@ -33,6 +33,12 @@ from streamscore.libs.contracts.decisions import (
 )
 from streamscore.libs.contracts.dlq import DlqRecord
 from streamscore.libs.contracts.events import Click, Login, SensorReading, Transaction
+from streamscore.libs.contracts.features import (
+    ClickFeatures,
+    LoginFeatures,
+    SensorFeatures,
+    TransactionFeatures,
+)
 from streamscore.libs.contracts.labels import AccountTakeover, Chargeback, Conversion, Failure
 from streamscore.libs.topics import STREAMS, dlq_topic
 
@@ -49,8 +55,8 @@ __all__ = [
     "schemas_dir",
 ]
 
-Kind = Literal["events", "decisions", "labels", "dlq"]
-KINDS: Final[tuple[Kind, ...]] = ("events", "decisions", "labels", "dlq")
+Kind = Literal["events", "features", "decisions", "labels", "dlq"]
+KINDS: Final[tuple[Kind, ...]] = ("events", "features", "decisions", "labels", "dlq")
 #: Environment variable that points at another ``schemas/`` directory.
 SCHEMAS_DIR_ENV: Final = "STREAMSCORE_SCHEMAS_DIR"
 _VERSION_FILE = re.compile(r"^v(?P<version>[1-9][0-9]*)\.json$")
@@ -88,6 +94,12 @@ def _build() -> tuple[Contract, ...]:
         Contract("login", "events", 1, Login, lg.input_topic, lg.name),
         Contract("sensor_reading", "events", 1, SensorReading, sr.input_topic, sr.name),
         Contract("click", "events", 1, Click, ck.input_topic, ck.name),
+        Contract(
+            "transaction_features", "features", 1, TransactionFeatures, t.feature_topic, t.name
+        ),
+        Contract("login_features", "features", 1, LoginFeatures, lg.feature_topic, lg.name),
+        Contract("sensor_features", "features", 1, SensorFeatures, sr.feature_topic, sr.name),
+        Contract("click_features", "features", 1, ClickFeatures, ck.feature_topic, ck.name),
         Contract(
             "transaction_decision", "decisions", 1, TransactionDecision, t.decision_topic, t.name
         ),

@@ -48,6 +48,13 @@ from streamscore.libs.contracts.events import (
     SensorType,
     Transaction,
 )
+from streamscore.libs.contracts.features import (
+    ClickFeatures,
+    FeatureVector,
+    LoginFeatures,
+    SensorFeatures,
+    TransactionFeatures,
+)
 from streamscore.libs.contracts.labels import AccountTakeover, Chargeback, Conversion, Failure
 from streamscore.libs.contracts.registry import contract_for
 from streamscore.libs.topics import STREAMS
@@ -193,6 +200,25 @@ def _decision(
     return build
 
 
+def _features(
+    cls: type[FeatureVector], event: Callable[[_Gen], Event]
+) -> Callable[[_Gen], Message]:
+    def build(g: _Gen) -> Message:
+        ev = event(g)
+        groups = g.rng.sample(FEATURE_GROUPS, g.rng.randrange(1, len(FEATURE_GROUPS) + 1))
+        names = [f"{grp}_f{i}" for grp in groups for i in range(g.rng.randrange(1, 4))]
+        return cls(
+            event=ev,  # type: ignore[call-arg]
+            values={n: g.maybe(round(g.rng.uniform(-5, 500), 4)) for n in names},
+            feature_statuses={n: g.rng.choice(STATUSES) for n in groups},
+            feature_freshness={n: g.maybe(round(g.rng.uniform(0, 3600), 3)) for n in groups},
+            computed_at=ev.event_time + timedelta(microseconds=g.rng.randrange(100, 5000)),
+            schema_hash=f"{g.rng.getrandbits(256):064x}",
+        )
+
+    return build
+
+
 def _chargeback(g: _Gen) -> Chargeback:
     return Chargeback(
         event_id=g.id("cb"),
@@ -276,6 +302,10 @@ _BUILDERS: dict[str, Callable[[_Gen], Message]] = {
     "click_decision": _decision(
         ClickDecision, ("bot", "human"), propensity=lambda g: g.maybe(round(g.rng.random(), 4))
     ),
+    "transaction_features": _features(TransactionFeatures, _transaction),
+    "login_features": _features(LoginFeatures, _login),
+    "sensor_features": _features(SensorFeatures, _sensor_reading),
+    "click_features": _features(ClickFeatures, _click),
     "chargeback": _chargeback,
     "account_takeover": _account_takeover,
     "failure": _failure,
