@@ -44,7 +44,8 @@ class Decision(Message, frozen=True):
 
     event_id: Id
     event_time: Timestamp
-    score: UnitInterval
+    #: Model score in [0, 1]; ``None`` when no model scored (a degraded decision).
+    score: UnitInterval | None
     model_version: Version
     policy_version: Version
     #: What decided: ``"model"``, ``"rule:<id>"`` or ``"degraded:<reason>"``.

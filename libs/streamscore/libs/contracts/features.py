@@ -21,7 +21,7 @@ from typing import Annotated
 
 import msgspec
 
-from streamscore.libs.contracts.base import Message, Timestamp
+from streamscore.libs.contracts.base import Event, Message, Timestamp
 from streamscore.libs.contracts.decisions import (
     MAX_FEATURE_GROUPS,
     FeatureGroup,
@@ -47,6 +47,12 @@ class FeatureVector(Message, frozen=True):
     ]
     computed_at: Timestamp
     schema_hash: SchemaHash
+
+
+def event_of(vector: FeatureVector) -> Event:
+    """The event inside a feature vector (every concrete vector type carries one)."""
+    event: Event = vector.event  # type: ignore[attr-defined]
+    return event
 
 
 class TransactionFeatures(FeatureVector, frozen=True):

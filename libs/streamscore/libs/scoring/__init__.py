@@ -1,0 +1,1 @@
+"""From feature-enriched events to decisions: model input, model, policy, reasons."""
