@@ -40,6 +40,7 @@ from streamscore.libs.contracts.features import (
     TransactionFeatures,
 )
 from streamscore.libs.contracts.labels import AccountTakeover, Chargeback, Conversion, Failure
+from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.topics import STREAMS, dlq_topic
 
 __all__ = [
@@ -55,8 +56,8 @@ __all__ = [
     "schemas_dir",
 ]
 
-Kind = Literal["events", "features", "decisions", "labels", "dlq"]
-KINDS: Final[tuple[Kind, ...]] = ("events", "features", "decisions", "labels", "dlq")
+Kind = Literal["events", "features", "decisions", "labels", "log", "dlq"]
+KINDS: Final[tuple[Kind, ...]] = ("events", "features", "decisions", "labels", "log", "dlq")
 #: Environment variable that points at another ``schemas/`` directory.
 SCHEMAS_DIR_ENV: Final = "STREAMSCORE_SCHEMAS_DIR"
 _VERSION_FILE = re.compile(r"^v(?P<version>[1-9][0-9]*)\.json$")
@@ -110,6 +111,8 @@ def _build() -> tuple[Contract, ...]:
         Contract("account_takeover", "labels", 1, AccountTakeover, lg.label_topic, lg.name),
         Contract("failure", "labels", 1, Failure, sr.label_topic, sr.name),
         Contract("conversion", "labels", 1, Conversion, ck.label_topic, ck.name),
+        # One log type for the four streams: its topics are every ``scored.<stream>``.
+        Contract("scored_event", "log", 1, ScoredEvent, None, None),
         Contract("dlq_record", "dlq", 1, DlqRecord, None, None),
     )
 

@@ -57,6 +57,7 @@ from streamscore.libs.contracts.features import (
 )
 from streamscore.libs.contracts.labels import AccountTakeover, Chargeback, Conversion, Failure
 from streamscore.libs.contracts.registry import contract_for
+from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.topics import STREAMS
 
 __all__ = ["sample_events", "sample_messages"]
@@ -219,6 +220,27 @@ def _features(
     return build
 
 
+def _scored_event(g: _Gen) -> ScoredEvent:
+    event_time = g.tick()
+    score = g.maybe(round(g.rng.random(), 6), p=0.95)
+    return ScoredEvent(
+        event_id=g.id("ev"),
+        event_time=event_time,
+        stream=g.rng.choice(tuple(STREAMS)),
+        keys={"customer_id": g.key("C", CUSTOMERS), "terminal_id": g.key("T", TERMINALS)},
+        feature_names_hash=f"{g.rng.getrandbits(256):064x}",
+        values=[g.maybe(round(g.rng.uniform(-5, 500), 4)) for _ in range(g.rng.randrange(20))],
+        model_version=f"model-{g.rng.randrange(1, 4)}",
+        policy_version="policy-1",
+        score=score,
+        decision=g.rng.choice(("approve", "step_up", "block")),
+        policy_path="model" if score is not None else "degraded:no_score",
+        degraded=None if score is not None else "no_score",
+        feature_freshness={n: g.maybe(round(g.rng.uniform(0, 3600), 3)) for n in FEATURE_GROUPS},
+        decided_at=event_time + timedelta(milliseconds=g.rng.randrange(1, 20)),
+    )
+
+
 def _chargeback(g: _Gen) -> Chargeback:
     return Chargeback(
         event_id=g.id("cb"),
@@ -310,6 +332,7 @@ _BUILDERS: dict[str, Callable[[_Gen], Message]] = {
     "account_takeover": _account_takeover,
     "failure": _failure,
     "conversion": _conversion,
+    "scored_event": _scored_event,
     "dlq_record": _dlq_record,
 }
 
