@@ -20,6 +20,7 @@ that list is what a model manifest must match.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from streamscore.libs.features.spec import (
     DAY,
@@ -260,7 +261,11 @@ def model_features(stream: str) -> list[str]:
     return names
 
 
+def hash_feature_names(names: Sequence[str], dtype: str = "float32") -> str:
+    """SHA-256 of ordered feature names and their dtype (one ``name:dtype`` per line)."""
+    return hashlib.sha256("\n".join(f"{n}:{dtype}" for n in names).encode()).hexdigest()
+
+
 def feature_schema_hash(stream: str) -> str:
-    """SHA-256 of the ordered feature names and dtypes: what a model manifest must match."""
-    parts = [f"{name}:float32" for name in model_features(stream)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    """The hash of a stream's model input: what a model manifest must match."""
+    return hash_feature_names(model_features(stream))

@@ -1,0 +1,164 @@
+"""The scorer: ``features.<stream>`` → model and policy → ``decisions.*`` and ``scored.*``.
+
+Runs on :class:`~streamscore.services.stream_processor.StreamProcessor`, so a
+batch's offsets are committed only after its decisions and its scored-event
+log records are acknowledged. The model is read once per batch: a hot swap
+(:meth:`Scorer.swap_model`) takes effect between batches, and every decision
+carries exactly one model version.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import cast
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.codec import encode
+from streamscore.libs.contracts.features import FeatureVector, event_of
+from streamscore.libs.contracts.scored import ScoredEvent
+from streamscore.libs.features.definitions import groups, hash_feature_names, model_features
+from streamscore.libs.policy.budget import DegradedBudget
+from streamscore.libs.policy.spec import Policy, load_policy
+from streamscore.libs.scoring.decide import Explainer, ScoreModel, decide
+from streamscore.libs.topics import STREAMS
+from streamscore.services.clients import make_consumer, make_producer
+from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
+
+REPO_POLICIES = Path(__file__).resolve().parents[3] / "policies"
+
+
+class Scorer:
+    """The batch handler of one stream: decisions and their log records."""
+
+    def __init__(
+        self,
+        stream: str,
+        *,
+        policy: Policy,
+        model: ScoreModel | None,
+        explainer: Explainer | None = None,
+        topic_prefix: str = "",
+    ) -> None:
+        self.stream = STREAMS[stream]
+        self.policy = policy
+        self._model = model
+        self._explainer = explainer
+        self.prefix = topic_prefix
+        self.feature_names = model_features(stream)
+        self.key_fields = sorted({g.entity.join_key for g in groups(stream)})
+        self.budget = DegradedBudget(
+            max_approvals_per_minute=policy.degraded.max_approvals_per_minute,
+            max_exposure_per_minute=policy.degraded.max_exposure_per_minute,
+        )
+        self._lock = threading.Lock()
+
+    def swap_model(self, model: ScoreModel | None, explainer: Explainer | None = None) -> None:
+        """Serve ``model`` from the next batch on (the current batch keeps its model)."""
+        with self._lock:
+            self._model, self._explainer = model, explainer
+
+    def handle(self, batch: Sequence[Decoded]) -> list[Output]:
+        """Decide a micro-batch; returns decision and scored-log records, keyed like the input."""
+        with self._lock:
+            model, explainer = self._model, self._explainer
+        vectors = [cast(FeatureVector, d.message) for d in batch]
+        now = datetime.now(tz=UTC)
+        scored = decide(
+            vectors,
+            stream=self.stream.name,
+            policy=self.policy,
+            model=model,
+            feature_names=self.feature_names,
+            key_fields=self.key_fields,
+            now=now,
+            budget=self.budget,
+            explainer=explainer,
+        )
+        names_hash = hash_feature_names(scored.feature_names)
+        out: list[Output] = []
+        decision_topic = self.prefix + self.stream.decision_topic
+        log_topic = self.prefix + self.stream.scored_log_topic
+        for i, (d, decision) in enumerate(zip(batch, scored.decisions, strict=True)):
+            out.append(Output(decision_topic, encode(decision), d.key))
+            ev = event_of(vectors[i])
+            row = scored.X[i]
+            out.append(
+                Output(
+                    log_topic,
+                    encode(
+                        ScoredEvent(
+                            event_id=ev.event_id,
+                            event_time=ev.event_time,
+                            stream=self.stream.name,
+                            keys={
+                                k: str(getattr(ev, k))
+                                for k in self.key_fields
+                                if getattr(ev, k, None)
+                            },
+                            feature_names_hash=names_hash,
+                            values=[None if math.isnan(v) else v for v in row.tolist()],
+                            model_version=decision.model_version,
+                            policy_version=decision.policy_version,
+                            score=decision.score,
+                            decision=str(decision.decision),  # type: ignore[attr-defined]
+                            policy_path=decision.policy_path,
+                            degraded=decision.degraded,
+                            feature_freshness=dict(decision.feature_freshness),
+                            decided_at=decision.decided_at,
+                        )
+                    ),
+                    d.key,
+                )
+            )
+        return out
+
+
+def default_policy(stream: str) -> Policy:
+    """The shipped policy of a stream (``policies/<stream>.json``)."""
+    return load_policy((REPO_POLICIES / f"{stream}.json").read_bytes())
+
+
+def run_scorer(
+    settings: Settings,
+    stream: str,
+    *,
+    policy: Policy | None = None,
+    model: ScoreModel | None = None,
+    explainer: Explainer | None = None,
+) -> LoopStats:
+    """Run the scorer of ``stream`` until SIGTERM or SIGINT; graceful: last batch committed."""
+    scorer = Scorer(
+        stream, policy=policy or default_policy(stream), model=model, explainer=explainer
+    )
+    consumer = make_consumer(
+        settings, group_id=f"streamscore-scorer-{stream}", client_id=f"scorer-{stream}"
+    )
+    consumer.subscribe([STREAMS[stream].feature_topic])
+    producer = make_producer(settings, client_id=f"scorer-{stream}")
+    processor = StreamProcessor(
+        consumer,
+        producer,
+        scorer.handle,
+        service="scorer",
+        max_batch=256,
+        max_wait_s=0.002,
+        max_bytes=settings.max_message_bytes,
+    )
+    stop = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return processor.run(should_stop=stop.is_set)
+    finally:
+        # The loop only stops between batches: everything consumed is committed.
+        consumer.close()
