@@ -148,7 +148,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamscore.services.bench import run_bench  # noqa: PLC0415
 
-    return run_bench(args.name, as_json=args.json, extra=args.rest)
+    return run_bench(args.name, as_json=args.json, extra=args.extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,14 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamscore`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Arguments the CLI does not know are the benchmark's own (``bench NAME --n 10``);
+    # anywhere else they are an error.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     code: int = args.func(args)
     return code
 

@@ -1,0 +1,52 @@
+"""Numba drift detectors, river-shaped and river-exact.
+
+Each detector is a documented class with river's constructor arguments,
+``update(x)``, ``update_many(xs)`` (a bool drift flag per element, identical to
+a loop of ``update``), read-only ``drift_detected`` (and ``warning_detected``
+where river has it) and ``n_skipped``; it pickles to plain numpy arrays and
+scalars and continues identically after unpickling.
+
+NaN/inf policy, the same for every detector: non-finite inputs are skipped
+(state unchanged, counted in ``n_skipped``, output flag ``False``).
+
+Call ``warmup()`` at service start-up so every kernel is compiled (or loaded
+from Numba's cache) before the first live event (FAULTS.md D7).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamscore.libs.detectors._base import Detector, WarningDetector
+from streamscore.libs.detectors.adwin import ADWIN
+from streamscore.libs.detectors.ddm import DDM
+from streamscore.libs.detectors.eddm import EDDM
+from streamscore.libs.detectors.hddm_a import HDDMA
+from streamscore.libs.detectors.kswin import KSWIN
+from streamscore.libs.detectors.page_hinkley import PageHinkley
+
+__all__ = [
+    "ADWIN",
+    "DDM",
+    "DETECTORS",
+    "EDDM",
+    "HDDMA",
+    "KSWIN",
+    "Detector",
+    "PageHinkley",
+    "WarningDetector",
+    "warmup",
+]
+
+DETECTORS: tuple[type[Detector], ...] = (PageHinkley, ADWIN, DDM, EDDM, HDDMA, KSWIN)
+
+
+def warmup() -> None:
+    """Compile (or load from cache) every detector kernel: both update paths, and the reset."""
+    xs = np.array([0.0, 1.0, np.nan, 0.0], dtype=np.float64)
+    for cls in DETECTORS:
+        det = cls()
+        det.update_many(xs)
+        det.update(0.0)
+        if isinstance(det, WarningDetector):
+            det.update_many_with_warnings(xs)

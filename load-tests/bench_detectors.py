@@ -1,0 +1,202 @@
+"""``streamscore bench detectors``: ns per update of each Numba detector against river's.
+
+For every detector with a river twin, on the same seeded stream (``n`` values;
+a gaussian with a mean shift every ``n / 4`` values for PageHinkley and ADWIN, a
+Bernoulli error stream whose rate alternates 0.1 / 0.3 for DDM, EDDM, HDDMA):
+
+1. ours: ``update_many`` over the whole stream on a fresh detector, after
+   ``warmup()`` (best of ``repeats``);
+2. river 0.26: a Python loop of ``update`` reading ``drift_detected`` (and
+   ``warning_detected``) after each value, once (it is the slow side);
+3. ``agrees``: the per-element drift (and warning) flags are identical.
+
+river's KSWIN runs scipy's ``ks_2samp`` on every update (~150 µs), so for
+KSWIN both sides run on the first ``kswin_n`` values only (in conditions).
+
+A second row per detector times our single-value ``update`` path (one kernel
+call per value, what a per-event caller pays) on the first ``n_single`` values.
+
+A third row counts false alarms of ours (default parameters) on a stationary
+stream of ``stationary_n`` values, N(0, 1) or Bernoulli(0.2) (FAULTS.md D4;
+river raises the same ones: the agreement tests pin that).
+
+DESIGN.md §5 budget: batch ≥ 20× river (river's ADWIN core is compiled Rust;
+there the issue asks for parity at least).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+from river import drift as river_drift
+
+from streamscore.libs.detectors import ADWIN, DDM, EDDM, HDDMA, KSWIN, PageHinkley, warmup
+from streamscore.libs.detectors._base import Detector, WarningDetector
+
+# (name, ours, river twin, binary stream, seeded)
+PAIRS: list[tuple[str, type[Detector], Any, bool, bool]] = [
+    ("PageHinkley", PageHinkley, river_drift.PageHinkley, False, False),
+    ("ADWIN", ADWIN, river_drift.ADWIN, False, False),
+    ("DDM", DDM, river_drift.binary.DDM, True, False),
+    ("EDDM", EDDM, river_drift.binary.EDDM, True, False),
+    ("HDDMA", HDDMA, river_drift.binary.HDDMA, True, False),
+    ("KSWIN", KSWIN, river_drift.KSWIN, False, True),
+]
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="streamscore bench detectors")
+    p.add_argument("--n", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kswin-n", type=int, default=20_000)
+    p.add_argument("--stationary-n", type=int, default=1_000_000)
+    return vars(p.parse_args(argv))
+
+
+def make_stream(n: int, seed: int, binary: bool) -> np.ndarray:
+    """The seeded benchmark stream (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    phase = (np.arange(n) // max(n // 4, 1)) % 2
+    if binary:
+        return (rng.random(n) < np.where(phase == 0, 0.1, 0.3)).astype(np.float64)
+    return rng.normal(0.0, 1.0, n) + 1.0 * phase
+
+
+def _ours(make: Any, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    det = make()
+    if isinstance(det, WarningDetector):
+        return det.update_many_with_warnings(xs)
+    return det.update_many(xs), np.zeros(xs.shape[0], dtype=bool)
+
+
+def _river(det: Any, values: list[float], warnings: bool) -> tuple[np.ndarray, np.ndarray]:
+    drifts = np.zeros(len(values), dtype=bool)
+    warns = np.zeros(len(values), dtype=bool)
+    for j, x in enumerate(values):
+        det.update(x)
+        drifts[j] = det.drift_detected
+        if warnings:
+            warns[j] = det.warning_detected
+    return drifts, warns
+
+
+def _single(make: Any, values: list[float]) -> int:
+    det = make()
+    update = det.update
+    t0 = time.perf_counter_ns()
+    for x in values:
+        update(x)
+        _ = det.drift_detected
+    return time.perf_counter_ns() - t0
+
+
+def run(
+    n: int = 200_000,
+    seed: int = 0,
+    repeats: int = 3,
+    n_single: int = 50_000,
+    kswin_n: int = 20_000,
+    stationary_n: int = 1_000_000,
+) -> dict[str, Any]:
+    """Measure every detector; return the DESIGN.md §5 JSON shape."""
+    warmup()
+    rows: list[dict[str, Any]] = []
+    for name, cls, twin, binary, seeded in PAIRS:
+        kwargs = {"seed": seed} if seeded else {}
+        size = min(n, kswin_n) if cls is KSWIN else n
+        xs = make_stream(size, seed, binary)
+        values = xs.tolist()
+
+        def ours(cls: type[Detector] = cls, kwargs: dict[str, Any] = kwargs) -> Detector:
+            return cls(**kwargs)
+
+        best = None
+        ours_flags = _ours(ours, xs)
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            _ours(ours, xs)
+            elapsed = time.perf_counter_ns() - t0
+            best = elapsed if best is None else min(best, elapsed)
+        assert best is not None
+        warnings = issubclass(cls, WarningDetector)
+        t0 = time.perf_counter_ns()
+        river_flags = _river(twin(**kwargs), values, warnings)
+        river_ns = (time.perf_counter_ns() - t0) / size
+        ours_ns = best / size
+        agrees = all(np.array_equal(a, b) for a, b in zip(ours_flags, river_flags, strict=True))
+        rows.append(
+            {
+                "metric": f"{name} ns/update",
+                "value": round(ours_ns, 2),
+                "unit": "ns",
+                "baseline_name": f"river {version('river')} {name}",
+                "baseline": round(river_ns, 1),
+                "ratio": round(river_ns / ours_ns, 1),
+                "better": "lower",
+                "agrees": bool(agrees),
+                "detections": int(ours_flags[0].sum()),
+            }
+        )
+        m = min(n_single, size)
+        single_ns = _single(ours, values[:m]) / m
+        rows.append(
+            {
+                "metric": f"{name} ns/update, single update() calls",
+                "value": round(single_ns, 1),
+                "unit": "ns",
+                "baseline_name": f"river {version('river')} {name}",
+                "baseline": round(river_ns, 1),
+                "ratio": round(river_ns / single_ns, 2),
+                "better": "lower",
+            }
+        )
+        rng = np.random.default_rng(seed + 1)
+        if binary:
+            calm = (rng.random(stationary_n) < 0.2).astype(np.float64)
+        else:
+            calm = rng.normal(0.0, 1.0, stationary_n)
+        rows.append(
+            {
+                "metric": f"{name} false alarms per 1e6 stationary values",
+                "value": round(float(ours().update_many(calm).sum()) * 1e6 / stationary_n, 1),
+                "unit": "alarms",
+                "better": "lower",
+            }
+        )
+    return {
+        "bench": "detectors",
+        "conditions": {
+            "n": n,
+            "seed": seed,
+            "repeats_ours": repeats,
+            "n_single": min(n_single, n),
+            "kswin_n": min(kswin_n, n),
+            "kswin_seed": seed,
+            "stationary_n": stationary_n,
+            "numba": version("numba"),
+            "numpy": version("numpy"),
+            "river": version("river"),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+        "rows": rows,
+    }
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    as_json = "--json" in argv
+    result = run(**parse_args([a for a in argv if a != "--json"]))
+    if as_json:
+        print(json.dumps(result))
+    else:
+        from streamscore.services.bench import format_table
+
+        print(format_table(result))
