@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from confluent_kafka import Consumer
+from prometheus_client import CollectorRegistry
 
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.codec import decode, encode
@@ -23,6 +24,7 @@ from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.features.definitions import feature_schema_hash, model_features
 from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import make_admin, make_consumer, make_producer
+from streamscore.services.metrics import DecisionMetrics, StreamMetrics
 from streamscore.services.scorer import Scorer, default_policy
 from streamscore.services.stream_processor import StreamProcessor
 from streamscore.services.topics_admin import create_topics
@@ -88,11 +90,13 @@ def test_scorer_decides_every_event_once_with_one_version(stack_settings: Settin
     feed.send(src, b'{"not": "a feature vector"}', key=b"poison")
     assert feed.flush(30) == 0
 
+    registry = CollectorRegistry()
     scorer = Scorer(
         "transactions",
         policy=default_policy("transactions"),
         model=Logistic("v1", 3.0),
         topic_prefix=prefix,
+        metrics=DecisionMetrics(registry),
     )
     consumer = make_consumer(stack_settings, group_id=prefix + "scorer")
     consumer.subscribe([src])
@@ -103,6 +107,7 @@ def test_scorer_decides_every_event_once_with_one_version(stack_settings: Settin
         service="scorer",
         max_batch=100,
         topic_prefix=prefix,
+        metrics=StreamMetrics(registry),
     )
     deadline = time.monotonic() + 60
     swapped = False
@@ -113,6 +118,35 @@ def test_scorer_decides_every_event_once_with_one_version(stack_settings: Settin
             swapped = True
     consumer.close()
     assert proc.stats.consumed == N + 1 and proc.stats.dead_lettered == 1
+
+    # The metrics say the same, with bounded labels.
+    def metric(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    decided = sum(
+        metric("streamscore_decisions_total", stream="transactions", decision=o, path=k)
+        for o in ("approve", "step_up", "block")
+        for k in ("model", "rule", "degraded")
+    )
+    assert decided == N
+    assert (
+        metric(
+            "streamscore_dead_letters_total",
+            service="scorer",
+            topic=dlq_topic(src),
+            reason="missing_field",
+        )
+        == 1
+    )
+    assert metric("streamscore_decision_latency_seconds_count", stream="transactions") == N
+    assert metric("streamscore_model_serving_info", stream="transactions", model_version="v2") == 1
+    assert (
+        registry.get_sample_value(
+            "streamscore_model_serving_info", {"stream": "transactions", "model_version": "v1"}
+        )
+        is None
+    )
+    assert metric("streamscore_stage_seconds_count", service="scorer", stage="commit") > 0
 
     decisions = [
         decode(TransactionDecision, m.value(), max_bytes=1 << 20)

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     dlq_retention_hours: int = Field(default=30 * 24, ge=1)
     #: Largest accepted message value; larger inputs go to the DLQ as ``oversize``.
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Port of a process's ``/metrics`` on 127.0.0.1 (unset: not served).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Token that guards the administration API.
     admin_token: SecretStr = SecretStr("streamscore-local-admin-token")
 

@@ -12,22 +12,27 @@ from __future__ import annotations
 import math
 import signal
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import cast
 
+from prometheus_client import start_http_server
+
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.codec import encode
+from streamscore.libs.contracts.decisions import Decision
 from streamscore.libs.contracts.features import FeatureVector, event_of
 from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.features.definitions import groups, hash_feature_names, model_features
 from streamscore.libs.policy.budget import DegradedBudget
 from streamscore.libs.policy.spec import Policy, load_policy
-from streamscore.libs.scoring.decide import Explainer, ScoreModel, decide
+from streamscore.libs.scoring.decide import NO_MODEL_VERSION, Explainer, ScoreModel, decide
 from streamscore.libs.topics import STREAMS
 from streamscore.services.clients import make_consumer, make_producer
+from streamscore.services.metrics import DecisionMetrics, StreamMetrics, degraded_kind, path_kind
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
 
 REPO_POLICIES = Path(__file__).resolve().parents[3] / "policies"
@@ -44,8 +49,10 @@ class Scorer:
         model: ScoreModel | None,
         explainer: Explainer | None = None,
         topic_prefix: str = "",
+        metrics: DecisionMetrics | None = None,
     ) -> None:
         self.stream = STREAMS[stream]
+        self.metrics = metrics
         self.policy = policy
         self._model = model
         self._explainer = explainer
@@ -57,11 +64,22 @@ class Scorer:
             max_exposure_per_minute=policy.degraded.max_exposure_per_minute,
         )
         self._lock = threading.Lock()
+        self._publish_model(None, model)
+
+    def _publish_model(self, old: ScoreModel | None, new: ScoreModel | None) -> None:
+        if self.metrics is None:
+            return
+        gauge = self.metrics.model_info
+        if old is not None:
+            gauge.remove(self.stream.name, old.version)
+        gauge.labels(self.stream.name, new.version if new else NO_MODEL_VERSION).set(1)
 
     def swap_model(self, model: ScoreModel | None, explainer: Explainer | None = None) -> None:
         """Serve ``model`` from the next batch on (the current batch keeps its model)."""
         with self._lock:
+            old = self._model
             self._model, self._explainer = model, explainer
+        self._publish_model(old, model)
 
     def handle(self, batch: Sequence[Decoded]) -> list[Output]:
         """Decide a micro-batch; returns decision and scored-log records, keyed like the input."""
@@ -80,6 +98,8 @@ class Scorer:
             budget=self.budget,
             explainer=explainer,
         )
+        if self.metrics is not None:
+            self._observe(batch, scored.decisions, scored.missing_cells, now)
         names_hash = hash_feature_names(scored.feature_names)
         out: list[Output] = []
         decision_topic = self.prefix + self.stream.decision_topic
@@ -118,6 +138,29 @@ class Scorer:
             )
         return out
 
+    def _observe(
+        self,
+        batch: Sequence[Decoded],
+        decisions: Sequence[Decision],
+        missing: int,
+        now: datetime,
+    ) -> None:
+        m, name = self.metrics, self.stream.name
+        assert m is not None
+        mix = Counter((str(d.decision), path_kind(d.policy_path)) for d in decisions)  # type: ignore[attr-defined]
+        for (outcome, kind), n in mix.items():
+            m.decisions.labels(name, outcome, kind).inc(n)
+        for reason, n in Counter(
+            degraded_kind(d.degraded) for d in decisions if d.degraded
+        ).items():
+            m.degraded.labels(name, reason).inc(n)
+        now_ms = now.timestamp() * 1000
+        hist = m.latency.labels(name)
+        for d in batch:
+            hist.observe(max(0.0, (now_ms - d.timestamp_ms) / 1000))
+        m.missing_values.labels(name).inc(missing)
+        m.exposure.labels(name).set(self.budget.exposure_last_minute)
+
 
 def default_policy(stream: str) -> Policy:
     """The shipped policy of a stream (``policies/<stream>.json``)."""
@@ -133,8 +176,14 @@ def run_scorer(
     explainer: Explainer | None = None,
 ) -> LoopStats:
     """Run the scorer of ``stream`` until SIGTERM or SIGINT; graceful: last batch committed."""
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
     scorer = Scorer(
-        stream, policy=policy or default_policy(stream), model=model, explainer=explainer
+        stream,
+        policy=policy or default_policy(stream),
+        model=model,
+        explainer=explainer,
+        metrics=DecisionMetrics(),
     )
     consumer = make_consumer(
         settings, group_id=f"streamscore-scorer-{stream}", client_id=f"scorer-{stream}"
@@ -149,6 +198,7 @@ def run_scorer(
         max_batch=256,
         max_wait_s=0.002,
         max_bytes=settings.max_message_bytes,
+        metrics=StreamMetrics(),
     )
     stop = threading.Event()
 

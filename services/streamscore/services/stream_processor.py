@@ -24,6 +24,7 @@ a revoked partition never has uncommitted, acknowledged work.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,11 +33,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from streamscore.libs.contracts.base import Message as ContractMessage
 from streamscore.libs.contracts.codec import decode
-from streamscore.libs.contracts.dlq import build_dlq_headers
+from streamscore.libs.contracts.dlq import HEADER_REASON, build_dlq_headers
 from streamscore.libs.contracts.errors import ContractError
 from streamscore.libs.contracts.registry import contract_for
 from streamscore.libs.topics import dlq_topic
 from streamscore.services.kafka_producer import Producer
+from streamscore.services.metrics import StreamMetrics
 
 
 class ProcessingHaltedError(RuntimeError):
@@ -105,6 +107,7 @@ class StreamProcessor:
         max_wait_s: float = 0.005,
         max_bytes: int = 1024 * 1024,
         topic_prefix: str = "",
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -115,6 +118,7 @@ class StreamProcessor:
         self.max_bytes = max_bytes
         self.topic_prefix = topic_prefix
         self.stats = LoopStats()
+        self.metrics = metrics
 
     def _contract_topic(self, topic: str) -> str:
         return topic.removeprefix(self.topic_prefix)
@@ -159,6 +163,7 @@ class StreamProcessor:
                     raise KafkaException(err)
         if not messages:
             return 0
+        t0 = time.perf_counter()
         decoded: list[Decoded] = []
         outputs: list[Output] = []
         for m in messages:
@@ -167,24 +172,62 @@ class StreamProcessor:
                 decoded.append(d)
             else:
                 outputs.append(d)
-        self.stats.dead_lettered += len(outputs)
+        dead = list(outputs)
+        self.stats.dead_lettered += len(dead)
+        t1 = time.perf_counter()
         if decoded:
             outputs += self.handler(decoded)
+        t2 = time.perf_counter()
         failed_before = self.producer.failed_total
         for o in outputs:
             self.producer.send(o.topic, o.value, key=o.key, headers=o.headers)
         if self.producer.flush(timeout_s=60) or self.producer.failed_total > failed_before:
+            if self.metrics is not None:
+                self.metrics.halted.labels(self.service).inc()
             msg = (
                 f"{self.service}: {self.producer.failed_total - failed_before} record(s) of a "
                 f"batch not acknowledged ({dict(self.producer.failed)}); offsets not committed"
             )
             raise ProcessingHaltedError(msg)
+        t3 = time.perf_counter()
         self._commit(messages)
+        t4 = time.perf_counter()
         self.stats.batches += 1
         self.stats.consumed += len(messages)
         self.stats.decoded += len(decoded)
         self.stats.produced += len(outputs)
+        if self.metrics is not None:
+            self._observe(messages, dead, outputs, (t0, t1, t2, t3, t4))
         return len(messages)
+
+    def _observe(
+        self,
+        messages: Sequence[Message],
+        dead: Sequence[Output],
+        outputs: Sequence[Output],
+        times: tuple[float, float, float, float, float],
+    ) -> None:
+        """Per-batch metric updates (a few calls per batch, not per message)."""
+        m, svc = self.metrics, self.service
+        assert m is not None
+        for topic, n in Counter(msg.topic() or "" for msg in messages).items():
+            m.consumed.labels(svc, topic).inc(n)
+        for (topic, reason), n in Counter(
+            (o.topic, dict(o.headers).get(HEADER_REASON, b"?").decode()) for o in dead
+        ).items():
+            m.dead_letters.labels(svc, topic, reason).inc(n)
+        for topic, n in Counter(o.topic for o in outputs).items():
+            m.produced.labels(svc, topic).inc(n)
+        m.batch_size.labels(svc).observe(len(messages))
+        t0, t1, t2, t3, t4 = times
+        for stage, seconds in (
+            ("decode", t1 - t0),
+            ("handle", t2 - t1),
+            ("produce_ack", t3 - t2),
+            ("commit", t4 - t3),
+        ):
+            m.stage_seconds.labels(svc, stage).observe(seconds)
+        m.last_commit.labels(svc).set_to_current_time()
 
     def _commit(self, messages: Sequence[Message]) -> None:
         try:
@@ -198,9 +241,10 @@ class StreamProcessor:
             if err.code() in (
                 KafkaError.REBALANCE_IN_PROGRESS,
                 KafkaError.ILLEGAL_GENERATION,
-                KafkaError._NO_OFFSET,
             ):
                 self.stats.commit_failures += 1
+                if self.metrics is not None:
+                    self.metrics.commit_failures.labels(self.service).inc()
                 return
             raise
 

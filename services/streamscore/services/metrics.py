@@ -1,0 +1,149 @@
+"""Prometheus metrics of the streaming services: one set of names, bounded label values.
+
+Label values come from closed sets (service names, topic names of the
+catalogue, DLQ reason codes, outcome names, the kind of policy path) — never
+event ids, entity keys or free text — so the number of series stays bounded
+(FAULTS S7). Each process serves them on ``/metrics`` (loopback by default).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+#: Latency buckets (seconds) fitted to the budgets: p50 ≤ 3 ms, p99 ≤ 10-25 ms end to end.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def path_kind(policy_path: str) -> str:
+    """The bounded kind of a policy path: ``model``, ``rule`` or ``degraded``.
+
+    >>> path_kind("rule:amount_over_limit"), path_kind("degraded:no_score+budget_exhausted")
+    ('rule', 'degraded')
+    """
+    return policy_path.split(":", 1)[0]
+
+
+def degraded_kind(reason: str) -> str:
+    """The bounded kind of a degraded reason (``no_score``, ``features``, ...).
+
+    >>> degraded_kind("features:OUTSIDE_MAX_AGE:customer_tx")
+    'features'
+    """
+    return reason.split(":", 1)[0].split("+", 1)[0]
+
+
+class StreamMetrics:
+    """Metrics of the consume → handle → produce → commit loop."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.consumed = Counter(
+            "streamscore_messages_consumed_total",
+            "Messages consumed.",
+            ["service", "topic"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "streamscore_dead_letters_total",
+            "Messages sent to a DLQ, by reason.",
+            ["service", "topic", "reason"],
+            registry=registry,
+        )
+        self.produced = Counter(
+            "streamscore_records_produced_total",
+            "Records produced and acknowledged.",
+            ["service", "topic"],
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "streamscore_batch_size",
+            "Messages per micro-batch.",
+            ["service"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "streamscore_stage_seconds",
+            "Time per micro-batch stage (decode, handle, produce_ack, commit).",
+            ["service", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.commit_failures = Counter(
+            "streamscore_commit_failures_total",
+            "Commits refused (rebalance).",
+            ["service"],
+            registry=registry,
+        )
+        self.halted = Counter(
+            "streamscore_processing_halted_total",
+            "Batches whose records were not all acknowledged (service stops, fail closed).",
+            ["service"],
+            registry=registry,
+        )
+        self.last_commit = Gauge(
+            "streamscore_last_commit_timestamp_seconds",
+            "When the service last committed.",
+            ["service"],
+            registry=registry,
+        )
+
+
+class DecisionMetrics:
+    """Metrics of decisions: mix, paths, degraded share, latency, model serving."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.decisions = Counter(
+            "streamscore_decisions_total",
+            "Decisions by outcome and kind of path.",
+            ["stream", "decision", "path"],
+            registry=registry,
+        )
+        self.degraded = Counter(
+            "streamscore_degraded_decisions_total",
+            "Decisions taken on a degraded path.",
+            ["stream", "reason"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "streamscore_decision_latency_seconds",
+            "From the input record's Kafka timestamp to the decision.",
+            ["stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.missing_values = Counter(
+            "streamscore_missing_feature_values_total",
+            "Model input cells that were missing (NaN, never 0).",
+            ["stream"],
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "streamscore_model_serving_info",
+            "1 for the model version serving a stream.",
+            ["stream", "model_version"],
+            registry=registry,
+        )
+        self.exposure = Gauge(
+            "streamscore_degraded_exposure_last_minute",
+            "Sum of degraded approvals' exposure over the last minute.",
+            ["stream"],
+            registry=registry,
+        )
