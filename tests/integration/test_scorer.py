@@ -134,7 +134,7 @@ def test_scorer_decides_every_event_once_with_one_version(stack_settings: Settin
             "streamscore_dead_letters_total",
             service="scorer",
             topic=dlq_topic(src),
-            reason="missing_field",
+            reason="extra_field",
         )
         == 1
     )
