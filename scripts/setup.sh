@@ -9,18 +9,23 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. OS packages: redis-server (Kafka runs on the machine's Java 17 + Maven).
+# 1. OS packages: redis-server, and promtool (package prometheus) for the alert-rule
+#    tests; Kafka runs on the machine's Java 17 + Maven.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing OS packages: ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  # Debian starts a system redis on 6379 after install; the project runs its own.
-  if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
-  as_root pkill -x redis-server >/dev/null 2>&1 || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  # Debian may start system services after install; the project runs its own, on loopback.
+  for svc in redis-server prometheus; do
+    if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+    as_root pkill -x "$svc" >/dev/null 2>&1 || true
+  done
 fi
 
 # 2. Python virtualenv with pinned, known-good versions (constraints.txt).
