@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
-from streamscore.services.metrics import DecisionMetrics, StreamMetrics
+from streamscore.services.metrics import exported_names
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "ops" / "prometheus"
+DASHBOARDS = RULES_DIR.parent / "grafana"
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -34,13 +34,18 @@ def test_rules_fire_as_their_unit_tests_say() -> None:
 
 
 def test_rules_only_name_exported_metrics() -> None:
-    registry = CollectorRegistry()
-    StreamMetrics(registry)
-    DecisionMetrics(registry)
-    exported = {mf.name for mf in registry.collect()}
-    exported |= {s.name for mf in registry.collect() for s in mf.samples}
-    # Counters are exported as <name>_total; histograms as _bucket/_count/_sum.
-    exported |= {f"{n}_total" for n in exported} | {f"{n}_bucket" for n in exported}
     used = set(re.findall(r"streamscore_[a-z_]+", (RULES_DIR / "alerts.yml").read_text()))
     assert used, "no metric found in the rules"
-    assert used <= exported, sorted(used - exported)
+    assert used <= exported_names(), sorted(used - exported_names())
+
+
+def test_every_dashboard_panel_queries_exported_metrics() -> None:
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        assert dashboard["panels"], path
+        for panel in dashboard["panels"]:
+            assert panel["targets"], (path.name, panel["title"])
+            for target in panel["targets"]:
+                used = set(re.findall(r"streamscore_[a-z_]+", target["expr"]))
+                assert used, (path.name, panel["title"], "queries no streamscore metric")
+                assert used <= exported_names(), (panel["title"], used - exported_names())

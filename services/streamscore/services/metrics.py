@@ -106,6 +106,21 @@ class StreamMetrics:
         )
 
 
+def exported_names() -> set[str]:
+    """Every series name the services export (for checking rules and dashboards).
+
+    >>> "streamscore_decision_latency_seconds_bucket" in exported_names()
+    True
+    """
+    registry = CollectorRegistry()
+    StreamMetrics(registry)
+    DecisionMetrics(registry)
+    names = {mf.name for mf in registry.collect()}
+    # Counters are exported as <name>_total, histograms as <name>_bucket/_count/_sum.
+    suffixes = ("", "_total", "_bucket", "_count", "_sum", "_created")
+    return {n + s for n in names for s in suffixes}
+
+
 class DecisionMetrics:
     """Metrics of decisions: mix, paths, degraded share, latency, model serving."""
 
