@@ -81,7 +81,8 @@ class _TopicWriter:
         self.event_type = event_type
         self.rows: list[SimRecord] = []
         self.writer: pq.ParquetWriter | None = None
-        self.schema = event_schema(event_type)
+        self.event_fields = event_schema(event_type)
+        self.schema = self.event_fields
         self.count = 0
 
     def add(self, record: SimRecord) -> None:
@@ -92,11 +93,11 @@ class _TopicWriter:
     def flush(self) -> None:
         if not self.rows:
             return
-        columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
+        columns: dict[str, list[Any]] = {name: [] for name in self.event_fields.names}
         truth_names = sorted({k for r in self.rows for k in r.truth})
         truth: dict[str, list[Any]] = {k: [] for k in truth_names}
         for r in self.rows:
-            for name in self.schema.names:
+            for name in self.event_fields.names:
                 columns[name].append(getattr(r.event, name))
             for k in truth_names:
                 truth[k].append(r.truth.get(k))

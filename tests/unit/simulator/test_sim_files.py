@@ -29,7 +29,7 @@ def test_same_seed_byte_identical_files(tmp_path: Path) -> None:
 
 
 def test_columns_typed_and_scenario_written(tmp_path: Path) -> None:
-    scenario = replace(get("small"), days=40)
+    scenario = replace(get("small"), days=40, logins=None, sensors=None, clicks=None)
     counts = simulate_to_files(scenario, seed=1, out=tmp_path, progress=lambda _m: None)
     tx = pq.read_table(tmp_path / "events.transactions.parquet")
     assert tx.num_rows == counts["events.transactions"]
