@@ -21,6 +21,7 @@ def test_parser_knows_every_command() -> None:
         ["bench", "x", "--json"],
         ["simulate", "--out", "/tmp/x"],
         ["produce", "--rate", "10"],
+        ["scorer", "--stream", "transactions"],
     ):
         assert parser.parse_args(argv).command == argv[0]
 

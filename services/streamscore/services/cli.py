@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streamscore.libs.config import Settings
-from streamscore.libs.topics import catalogue
+from streamscore.libs.topics import STREAMS, catalogue
 from streamscore.services import stack
 
 
@@ -145,6 +145,29 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0 if stats.unsent == 0 and not stats.failed else 1
 
 
+def cmd_scorer(args: argparse.Namespace) -> int:
+    from streamscore.libs.policy.spec import load_policy  # noqa: PLC0415
+    from streamscore.services.scorer import default_policy, load_model, run_scorer  # noqa: PLC0415
+
+    settings = _settings()
+    policy = (
+        load_policy(Path(args.policy).read_bytes()) if args.policy else default_policy(args.stream)
+    )
+    model, reasons = load_model(Path(args.model), args.stream) if args.model else (None, None)
+    if model is None:
+        print(
+            f"scorer {args.stream}: no model given, deciding on the degraded path "
+            f"(rules and the policy's floor)",
+            file=sys.stderr,
+        )
+    stats = run_scorer(settings, args.stream, policy=policy, model=model, explainer=reasons)
+    print(
+        f"scorer {args.stream}: {stats.consumed:,} consumed, {stats.dead_lettered:,} to DLQ, "
+        f"{stats.commits:,} commits"
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamscore.services.bench import run_bench  # noqa: PLC0415
 
@@ -189,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     prod.add_argument("--duration", type=float, default=None, help="stop after T seconds")
     prod.add_argument("--limit", type=int, default=None, help="stop after N records")
     prod.set_defaults(func=cmd_produce)
+    scorer = sub.add_parser("scorer", help="run the scorer of one stream until stopped")
+    scorer.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    scorer.add_argument("--model", help="model folder (manifest.json, model.onnx, model.ubj)")
+    scorer.add_argument("--policy", help="policy JSON (default: policies/<stream>.json)")
+    scorer.set_defaults(func=cmd_scorer)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

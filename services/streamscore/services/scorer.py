@@ -26,7 +26,15 @@ from streamscore.libs.contracts.codec import encode
 from streamscore.libs.contracts.decisions import Decision
 from streamscore.libs.contracts.features import FeatureVector, event_of
 from streamscore.libs.contracts.scored import ScoredEvent
-from streamscore.libs.features.definitions import groups, hash_feature_names, model_features
+from streamscore.libs.features.definitions import (
+    feature_schema_hash,
+    groups,
+    hash_feature_names,
+    model_features,
+)
+from streamscore.libs.model.load import load_verified
+from streamscore.libs.model.reasons import TreeReasons, load_booster
+from streamscore.libs.model.session import ScoringSession
 from streamscore.libs.policy.budget import DegradedBudget
 from streamscore.libs.policy.spec import Policy, load_policy
 from streamscore.libs.scoring.decide import NO_MODEL_VERSION, Explainer, ScoreModel, decide
@@ -160,6 +168,22 @@ class Scorer:
             hist.observe(max(0.0, (now_ms - d.timestamp_ms) / 1000))
         m.missing_values.labels(name).inc(missing)
         m.exposure.labels(name).set(self.budget.exposure_last_minute)
+
+
+def load_model(model_dir: Path, stream: str) -> tuple[ScoringSession, TreeReasons]:
+    """A verified model for ``stream`` and its reasons, or :class:`ModelRefused`.
+
+    The manifest must name the live feature schema of the stream, the file must
+    hash to the manifest's value and pass the ONNX safety checks. Reasons use the
+    approximate (Saabas) contributions, which sum to the margin at a fraction of
+    exact TreeSHAP's cost, and only for decisions that are not approvals.
+    """
+    manifest, onnx_bytes = load_verified(model_dir, feature_schema_hash(stream))
+    session = ScoringSession.from_verified(manifest, onnx_bytes)
+    reasons = TreeReasons(
+        load_booster(model_dir, manifest), manifest.feature_names, method="approx"
+    )
+    return session, reasons
 
 
 def default_policy(stream: str) -> Policy:
