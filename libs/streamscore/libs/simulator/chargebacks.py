@@ -19,14 +19,13 @@ True
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-SECONDS_PER_DAY = 86_400
+from streamscore.libs.simulator._pending import SECONDS_PER_DAY, lognormal_delays
 
 LabelStatus = Literal["reported", "reversed"]
 
@@ -63,8 +62,14 @@ def delays_days(
     policy: ChargebackPolicy, rng: np.random.Generator, n: int
 ) -> npt.NDArray[np.float64]:
     """Report delays in days, log-normal around the median, clipped to the policy's range."""
-    raw = rng.lognormal(math.log(policy.delay_median_days), policy.delay_sigma, size=n)
-    return np.clip(raw, policy.min_delay_days, policy.max_delay_days)
+    return lognormal_delays(
+        rng,
+        n,
+        median_s=policy.delay_median_days,  # the helper is unit-free: days in, days out
+        sigma=policy.delay_sigma,
+        min_s=policy.min_delay_days,
+        max_s=policy.max_delay_days,
+    )
 
 
 def schedule(
