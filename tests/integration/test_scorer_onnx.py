@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xgboost as xgb
 from confluent_kafka import Consumer
 
 from streamscore.libs.config import Settings
@@ -18,50 +17,21 @@ from streamscore.libs.contracts.decisions import TransactionDecision
 from streamscore.libs.contracts.features import TransactionFeatures
 from streamscore.libs.contracts.samples import sample_events
 from streamscore.libs.features.definitions import feature_schema_hash, model_features
-from streamscore.libs.model.export import export_model
 from streamscore.libs.model.safety import ModelRefused
 from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import make_admin, make_consumer, make_producer
 from streamscore.services.scorer import Scorer, default_policy, load_model
 from streamscore.services.stream_processor import StreamProcessor
 from streamscore.services.topics_admin import create_topics
+from tests.conftest import transaction_rows
 
 pytestmark = pytest.mark.integration
 NAMES = model_features("transactions")
 POLICY = default_policy("transactions")
 
 
-def _rows(rng: np.random.Generator, n: int) -> np.ndarray:
-    X = rng.gamma(2.0, 2.0, size=(n, len(NAMES))).astype(np.float32)
-    X[:, 0] = rng.lognormal(3.5, 1.0, size=n)  # tx_amount
-    X[rng.random(X.shape) < 0.05] = np.nan
-    return X
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    X = _rows(rng, 20_000)
-    amount = np.nan_to_num(X[:, 0])
-    y = (rng.random(len(X)) < 1 / (1 + np.exp(-(amount / 60 - 4)))).astype(int)
-    model = xgb.XGBClassifier(n_estimators=60, max_depth=4, n_jobs=1, random_state=0).fit(X, y)
-    out = tmp_path_factory.mktemp("model")
-    export_model(
-        model,
-        out,
-        model_name="tx-fraud",
-        model_version="tx-fraud-it-1",
-        stream="transactions",
-        feature_names=NAMES,
-        trained_from=datetime(2026, 1, 1, tzinfo=UTC),
-        trained_to=datetime(2026, 2, 1, tzinfo=UTC),
-        golden=X[:2000],
-        thresholds=POLICY.thresholds,
-    )
-    return out
-
-
-def test_tampered_model_refused(model_dir: Path, tmp_path: Path) -> None:
+def test_tampered_model_refused(transaction_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = transaction_model_dir
     bad = tmp_path / "bad"
     bad.mkdir()
     for f in model_dir.iterdir():
@@ -75,8 +45,10 @@ def test_tampered_model_refused(model_dir: Path, tmp_path: Path) -> None:
         load_model(model_dir, "logins")
 
 
-def test_onnx_scorer_decides_with_reasons(stack_settings: Settings, model_dir: Path) -> None:
-    session, reasons = load_model(model_dir, "transactions")
+def test_onnx_scorer_decides_with_reasons(
+    stack_settings: Settings, transaction_model_dir: Path
+) -> None:
+    session, reasons = load_model(transaction_model_dir, "transactions")
     prefix = f"it-{uuid.uuid4().hex[:8]}."
     s = STREAMS["transactions"]
     src = prefix + s.feature_topic
@@ -86,7 +58,7 @@ def test_onnx_scorer_decides_with_reasons(stack_settings: Settings, model_dir: P
         [TopicSpec(t, 2, 1) for t in (src, out_topic, prefix + s.scored_log_topic, dlq_topic(src))],
     )
     rng = np.random.default_rng(1)
-    X = _rows(rng, 1000)
+    X = transaction_rows(rng, 1000)
     feed = make_producer(stack_settings, client_id="it-feed")
     now = datetime.now(tz=UTC)
     events = list(sample_events("transactions", len(X), seed=5))

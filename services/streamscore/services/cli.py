@@ -160,7 +160,14 @@ def cmd_scorer(args: argparse.Namespace) -> int:
             f"(rules and the policy's floor)",
             file=sys.stderr,
         )
-    stats = run_scorer(settings, args.stream, policy=policy, model=model, explainer=reasons)
+    stats = run_scorer(
+        settings,
+        args.stream,
+        policy=policy,
+        model=model,
+        explainer=reasons,
+        topic_prefix=args.topic_prefix,
+    )
     print(
         f"scorer {args.stream}: {stats.consumed:,} consumed, {stats.dead_lettered:,} to DLQ, "
         f"{stats.commits:,} commits"
@@ -216,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.add_argument("--stream", required=True, choices=sorted(STREAMS))
     scorer.add_argument("--model", help="model folder (manifest.json, model.onnx, model.ubj)")
     scorer.add_argument("--policy", help="policy JSON (default: policies/<stream>.json)")
+    scorer.add_argument("--topic-prefix", default="", help="namespace of topics and group")
     scorer.set_defaults(func=cmd_scorer)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")

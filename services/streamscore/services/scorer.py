@@ -198,8 +198,12 @@ def run_scorer(
     policy: Policy | None = None,
     model: ScoreModel | None = None,
     explainer: Explainer | None = None,
+    topic_prefix: str = "",
 ) -> LoopStats:
-    """Run the scorer of ``stream`` until SIGTERM or SIGINT; graceful: last batch committed."""
+    """Run the scorer of ``stream`` until SIGTERM or SIGINT; graceful: last batch committed.
+
+    ``topic_prefix`` namespaces every topic and the consumer group (tests, tenants).
+    """
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     scorer = Scorer(
@@ -207,12 +211,15 @@ def run_scorer(
         policy=policy or default_policy(stream),
         model=model,
         explainer=explainer,
+        topic_prefix=topic_prefix,
         metrics=DecisionMetrics(),
     )
     consumer = make_consumer(
-        settings, group_id=f"streamscore-scorer-{stream}", client_id=f"scorer-{stream}"
+        settings,
+        group_id=f"{topic_prefix}streamscore-scorer-{stream}",
+        client_id=f"scorer-{stream}",
     )
-    consumer.subscribe([STREAMS[stream].feature_topic])
+    consumer.subscribe([topic_prefix + STREAMS[stream].feature_topic])
     producer = make_producer(settings, client_id=f"scorer-{stream}")
     processor = StreamProcessor(
         consumer,
@@ -222,6 +229,7 @@ def run_scorer(
         max_batch=256,
         max_wait_s=0.002,
         max_bytes=settings.max_message_bytes,
+        topic_prefix=topic_prefix,
         metrics=StreamMetrics(),
     )
     stop = threading.Event()
