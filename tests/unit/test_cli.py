@@ -22,6 +22,8 @@ def test_parser_knows_every_command() -> None:
         ["simulate", "--out", "/tmp/x"],
         ["produce", "--rate", "10"],
         ["scorer", "--stream", "transactions"],
+        ["api", "--port", "8081"],
+        ["token", "--subject", "me", "--scopes", "admin"],
     ):
         assert parser.parse_args(argv).command == argv[0]
 

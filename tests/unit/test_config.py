@@ -5,6 +5,8 @@ from pydantic import ValidationError
 
 from streamscore.libs.config import Settings
 
+DEFAULT_KEY = "streamscore-local-signing-key-not-for-production"
+
 
 def test_env_pointers_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
@@ -19,14 +21,14 @@ def test_env_pointers_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("profile", ["staging", "prod"])
-@pytest.mark.parametrize("token", ["", "change-me", "streamscore-local-admin-token"])
+@pytest.mark.parametrize("token", ["", "change-me", DEFAULT_KEY])
 def test_default_secret_refused_outside_local(profile: str, token: str) -> None:
     with pytest.raises(ValidationError, match="refuses the default"):
-        Settings(profile=profile, admin_token=token)  # type: ignore[arg-type]
+        Settings(profile=profile, api_signing_key=token)  # type: ignore[arg-type]
 
 
 def test_real_secret_accepted_and_never_printed() -> None:
-    s = Settings(profile="prod", admin_token="s3cr3t-value-0123456789")  # type: ignore[arg-type]
+    s = Settings(profile="prod", api_signing_key="s3cr3t-value-0123456789")  # type: ignore[arg-type]
     assert "s3cr3t" not in repr(s)
     assert "s3cr3t" not in str(s.redacted())
 

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Profile = Literal["local", "test", "staging", "prod"]
 
 #: Secret values that are only acceptable on the local and test profiles.
-DEFAULT_SECRETS = frozenset({"", "change-me", "streamscore-local-admin-token"})
+DEFAULT_SECRETS = frozenset({"", "change-me", "streamscore-local-signing-key-not-for-production"})
 
 
 def default_home() -> Path:
@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Port of a process's ``/metrics`` on 127.0.0.1 (unset: not served).
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    #: Token that guards the administration API.
-    admin_token: SecretStr = SecretStr("streamscore-local-admin-token")
+    #: Key that signs and verifies the API's bearer tokens (HS256).
+    api_signing_key: SecretStr = SecretStr("streamscore-local-signing-key-not-for-production")
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -72,11 +72,11 @@ class Settings(BaseSettings):
         # 2. Any other profile must carry a real secret; refuse to construct otherwise,
         #    so a process cannot start with a default secret by accident.
         if self.profile not in ("local", "test") and (
-            self.admin_token.get_secret_value() in DEFAULT_SECRETS
+            self.api_signing_key.get_secret_value() in DEFAULT_SECRETS
         ):
             msg = (
-                f"profile {self.profile!r} refuses the default or empty admin token; "
-                "set STREAMSCORE_ADMIN_TOKEN"
+                f"profile {self.profile!r} refuses the default or empty API signing key; "
+                "set STREAMSCORE_API_SIGNING_KEY"
             )
             raise ValueError(msg)
         return self
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict safe to print: secrets masked, passwords stripped from URLs."""
         out = self.model_dump()
-        out["admin_token"] = "***"  # noqa: S105 (a mask, not a secret)
+        out["api_signing_key"] = "***"  # noqa: S105 (a mask, not a secret)
         out["home"] = str(self.home)
         if self.redis_url:
             out["redis_url"] = redact_url(self.redis_url)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from streamscore.libs.config import Settings
 from streamscore.libs.topics import STREAMS, catalogue
@@ -175,10 +176,67 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    from streamscore.services.api.app import create_app  # noqa: PLC0415
+    from streamscore.services.clients import endpoints, make_redis  # noqa: PLC0415
+
+    settings = _settings()
+    app = create_app(
+        settings, make_redis(settings), kafka_bootstrap=endpoints(settings).kafka_bootstrap
+    )
+    print(f"API on http://127.0.0.1:{args.port} (docs at /docs, metrics at /metrics)")
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from streamscore.services.api.auth import issue_token  # noqa: PLC0415
+
+    key = _settings().api_signing_key.get_secret_value()
+    print(issue_token(key, args.subject, args.scopes.split(","), ttl_s=args.ttl))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamscore.services.bench import run_bench  # noqa: PLC0415
 
     return run_bench(args.name, as_json=args.json, extra=args.extra)
+
+
+def _add_data_and_service_commands(sub: Any) -> None:
+    """``simulate``, ``produce``, ``scorer``, ``api`` and ``token``."""
+    sim = sub.add_parser("simulate", help="write a scenario's streams to Parquet files")
+    sim.add_argument("--scenario", default="default")
+    sim.add_argument("--days", type=int, default=None, help="override the scenario's days")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--out", required=True, help="output folder")
+    sim.set_defaults(func=cmd_simulate)
+    prod = sub.add_parser("produce", help="publish a scenario to Kafka")
+    prod.add_argument("--scenario", default="default")
+    prod.add_argument("--days", type=int, default=None, help="override the scenario's days")
+    prod.add_argument("--seed", type=int, default=0)
+    pace = prod.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, default=None, help="records/s, steady")
+    pace.add_argument("--speedup", type=float, default=None, help="replay event time X× faster")
+    prod.add_argument("--duration", type=float, default=None, help="stop after T seconds")
+    prod.add_argument("--limit", type=int, default=None, help="stop after N records")
+    prod.set_defaults(func=cmd_produce)
+    scorer = sub.add_parser("scorer", help="run the scorer of one stream until stopped")
+    scorer.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    scorer.add_argument("--model", help="model folder (manifest.json, model.onnx, model.ubj)")
+    scorer.add_argument("--policy", help="policy JSON (default: policies/<stream>.json)")
+    scorer.add_argument("--topic-prefix", default="", help="namespace of topics and group")
+    scorer.set_defaults(func=cmd_scorer)
+    api = sub.add_parser("api", help="serve the HTTP API on 127.0.0.1")
+    api.add_argument("--port", type=int, default=8080)
+    api.set_defaults(func=cmd_api)
+    token = sub.add_parser("token", help="issue a bearer token signed with the API key")
+    token.add_argument("--subject", required=True)
+    token.add_argument("--scopes", default="score", help="comma-separated: score,admin")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.set_defaults(func=cmd_token)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,28 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=8_000, help="events/s, four streams together")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
-    sim = sub.add_parser("simulate", help="write a scenario's streams to Parquet files")
-    sim.add_argument("--scenario", default="default")
-    sim.add_argument("--days", type=int, default=None, help="override the scenario's days")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--out", required=True, help="output folder")
-    sim.set_defaults(func=cmd_simulate)
-    prod = sub.add_parser("produce", help="publish a scenario to Kafka")
-    prod.add_argument("--scenario", default="default")
-    prod.add_argument("--days", type=int, default=None, help="override the scenario's days")
-    prod.add_argument("--seed", type=int, default=0)
-    pace = prod.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=float, default=None, help="records/s, steady")
-    pace.add_argument("--speedup", type=float, default=None, help="replay event time X× faster")
-    prod.add_argument("--duration", type=float, default=None, help="stop after T seconds")
-    prod.add_argument("--limit", type=int, default=None, help="stop after N records")
-    prod.set_defaults(func=cmd_produce)
-    scorer = sub.add_parser("scorer", help="run the scorer of one stream until stopped")
-    scorer.add_argument("--stream", required=True, choices=sorted(STREAMS))
-    scorer.add_argument("--model", help="model folder (manifest.json, model.onnx, model.ubj)")
-    scorer.add_argument("--policy", help="policy JSON (default: policies/<stream>.json)")
-    scorer.add_argument("--topic-prefix", default="", help="namespace of topics and group")
-    scorer.set_defaults(func=cmd_scorer)
+    _add_data_and_service_commands(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

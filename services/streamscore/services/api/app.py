@@ -1,0 +1,82 @@
+"""The FastAPI application: health, readiness, metrics and policy administration.
+
+Every route under ``/v1/admin`` needs a bearer token with the ``admin`` scope
+and writes an audit event; bodies larger than ``max_body_bytes`` are refused
+with 413 before they are read; validation errors are 422 with the field, never
+a 500. The synchronous scoring route joins when the online feature reads land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from streamscore.libs.config import Settings
+from streamscore.services.api.admin import admin_router
+from streamscore.services.api.auth import AuthError
+from streamscore.services.stack import StackError, wait_kafka_ready
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def create_app(
+    settings: Settings,
+    redis_client: redis.Redis,
+    *,
+    kafka_bootstrap: str | None = None,
+    registry: CollectorRegistry = REGISTRY,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """Build the app around injected clients (tests pass real ones on the local stack)."""
+    app = FastAPI(title="streamscore", version="0.1.0")
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # 1. A body must declare its length (411 otherwise): nothing is read blind.
+        # 2. A declared length over the limit is refused (413) before reading anything.
+        length = request.headers.get("content-length")
+        if request.method in ("POST", "PUT", "PATCH") and length is None:
+            return JSONResponse({"detail": "Content-Length required"}, status_code=411)
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return JSONResponse({"detail": "request body too large"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_request: Request, exc: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz(response: Response) -> dict[str, Any]:
+        checks = {"redis": False, "kafka": False}
+        try:
+            checks["redis"] = bool(redis_client.ping())
+        except redis.RedisError:
+            checks["redis"] = False
+        if kafka_bootstrap is not None:
+            try:
+                wait_kafka_ready(kafka_bootstrap, 2.0)
+                checks["kafka"] = True
+            except StackError:
+                checks["kafka"] = False
+        ready = all(checks.values())
+        response.status_code = 200 if ready else 503
+        return {"ready": ready, "checks": checks}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(admin_router(settings, redis_client))
+    return app
