@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import cast
 
+import redis
 from prometheus_client import start_http_server
 
 from streamscore.libs.config import Settings
@@ -36,11 +38,12 @@ from streamscore.libs.model.load import load_verified
 from streamscore.libs.model.reasons import TreeReasons, load_booster
 from streamscore.libs.model.session import ScoringSession
 from streamscore.libs.policy.budget import DegradedBudget
-from streamscore.libs.policy.spec import Policy, load_policy
+from streamscore.libs.policy.spec import Policy, PolicyError, load_policy
 from streamscore.libs.scoring.decide import NO_MODEL_VERSION, Explainer, ScoreModel, decide
 from streamscore.libs.topics import STREAMS
-from streamscore.services.clients import make_consumer, make_producer
+from streamscore.services.clients import make_consumer, make_producer, make_redis
 from streamscore.services.metrics import DecisionMetrics, StreamMetrics, degraded_kind, path_kind
+from streamscore.services.policy_store import PolicyStore
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
 
 REPO_POLICIES = Path(__file__).resolve().parents[3] / "policies"
@@ -58,10 +61,16 @@ class Scorer:
         explainer: Explainer | None = None,
         topic_prefix: str = "",
         metrics: DecisionMetrics | None = None,
+        policy_source: Callable[[], Policy | None] | None = None,
+        policy_refresh_s: float = 1.0,
     ) -> None:
         self.stream = STREAMS[stream]
         self.metrics = metrics
         self.policy = policy
+        self._policy_source = policy_source
+        self._policy_refresh_s = policy_refresh_s
+        self._policy_checked = 0.0
+        self.policy_errors = 0
         self._model = model
         self._explainer = explainer
         self.prefix = topic_prefix
@@ -89,8 +98,40 @@ class Scorer:
             self._model, self._explainer = model, explainer
         self._publish_model(old, model)
 
+    def refresh_policy(self) -> None:
+        """Adopt the store's active policy if it changed (at most every ``policy_refresh_s``).
+
+        1. Checked between batches only: every decision of a batch has one policy version.
+        2. A store that cannot be read keeps the current policy (counted in
+           ``policy_errors``): a store outage must not stop decisions.
+        3. A policy for another stream is ignored (and counted).
+        """
+        if self._policy_source is None:
+            return
+        now = time.monotonic()
+        if now - self._policy_checked < self._policy_refresh_s:
+            return
+        self._policy_checked = now
+        try:
+            active = self._policy_source()
+        except (redis.RedisError, PolicyError):
+            self.policy_errors += 1
+            return
+        if active is None or active.version == self.policy.version:
+            return
+        if active.stream != self.stream.name:
+            self.policy_errors += 1
+            return
+        self.policy = active
+        # A new policy may change the degraded budget's limits: start its minute afresh.
+        self.budget = DegradedBudget(
+            max_approvals_per_minute=active.degraded.max_approvals_per_minute,
+            max_exposure_per_minute=active.degraded.max_exposure_per_minute,
+        )
+
     def handle(self, batch: Sequence[Decoded]) -> list[Output]:
         """Decide a micro-batch; returns decision and scored-log records, keyed like the input."""
+        self.refresh_policy()
         with self._lock:
             model, explainer = self._model, self._explainer
         vectors = [cast(FeatureVector, d.message) for d in batch]
@@ -206,6 +247,8 @@ def run_scorer(
     """
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
+    # The active policy lives in Redis (changed through the API); the file is the fallback.
+    store = PolicyStore(make_redis(settings))
     scorer = Scorer(
         stream,
         policy=policy or default_policy(stream),
@@ -213,6 +256,7 @@ def run_scorer(
         explainer=explainer,
         topic_prefix=topic_prefix,
         metrics=DecisionMetrics(),
+        policy_source=lambda: store.active(stream),
     )
     consumer = make_consumer(
         settings,

@@ -16,7 +16,7 @@ from streamscore.libs.policy.spec import PolicyError, load_policy, validate
 from streamscore.libs.topics import STREAMS
 from streamscore.services.api.audit import AuditLog
 from streamscore.services.api.auth import Principal, Revocations, authenticate, require
-from streamscore.services.api.policy_store import PolicyStore
+from streamscore.services.policy_store import PolicyStore
 
 
 def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:

@@ -12,23 +12,24 @@ import redis
 
 from streamscore.libs.policy.spec import Policy, PolicyError, load_policy
 
-HISTORY_KEY = "streamscore:policy:{stream}:history"
-ACTIVE_KEY = "streamscore:policy:{stream}:active"
+HISTORY_KEY = "{ns}:policy:{stream}:history"
+ACTIVE_KEY = "{ns}:policy:{stream}:active"
 MAX_HISTORY = 100
 
 
 class PolicyStore:
     """Active policies and their history, per stream."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, namespace: str = "streamscore") -> None:
         self.client = client
+        self.ns = namespace
 
     def active(self, stream: str) -> Policy | None:
-        raw = self.client.get(ACTIVE_KEY.format(stream=stream))
+        raw = self.client.get(ACTIVE_KEY.format(ns=self.ns, stream=stream))
         return None if raw is None else load_policy(raw)  # type: ignore[arg-type]
 
     def history(self, stream: str) -> list[Policy]:
-        rows = self.client.lrange(HISTORY_KEY.format(stream=stream), 0, MAX_HISTORY)
+        rows = self.client.lrange(HISTORY_KEY.format(ns=self.ns, stream=stream), 0, MAX_HISTORY)
         return [load_policy(r) for r in rows]  # type: ignore[union-attr]
 
     def activate(self, policy: Policy) -> None:
@@ -37,9 +38,9 @@ class PolicyStore:
             raise PolicyError(f"version {policy.version!r} already exists for {policy.stream}")
         raw = msgspec.json.encode(policy)
         pipe = self.client.pipeline(transaction=True)
-        pipe.lpush(HISTORY_KEY.format(stream=policy.stream), raw)
-        pipe.ltrim(HISTORY_KEY.format(stream=policy.stream), 0, MAX_HISTORY - 1)
-        pipe.set(ACTIVE_KEY.format(stream=policy.stream), raw)
+        pipe.lpush(HISTORY_KEY.format(ns=self.ns, stream=policy.stream), raw)
+        pipe.ltrim(HISTORY_KEY.format(ns=self.ns, stream=policy.stream), 0, MAX_HISTORY - 1)
+        pipe.set(ACTIVE_KEY.format(ns=self.ns, stream=policy.stream), raw)
         pipe.execute()
 
     def rollback(self, stream: str) -> Policy:
@@ -50,5 +51,5 @@ class PolicyStore:
         if idx + 1 >= len(versions):
             raise PolicyError(f"{stream}: no earlier policy to roll back to")
         previous = versions[idx + 1]
-        self.client.set(ACTIVE_KEY.format(stream=stream), msgspec.json.encode(previous))
+        self.client.set(ACTIVE_KEY.format(ns=self.ns, stream=stream), msgspec.json.encode(previous))
         return previous
