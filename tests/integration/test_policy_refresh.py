@@ -93,3 +93,6 @@ def test_scorer_adopts_the_store_policy_between_batches(stack_settings: Settings
     third = _decisions(scorer.handle(_batch(50, 3)))
     assert {d.policy_version for d in third} == {stricter.version}
     assert scorer.policy_errors == 1
+    # ... and it is not asked again at once (a dead store's timeouts stay off the hot path).
+    scorer.handle(_batch(10, 4))
+    assert scorer.policy_errors == 1

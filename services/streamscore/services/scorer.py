@@ -49,6 +49,17 @@ from streamscore.services.stream_processor import Decoded, LoopStats, Output, St
 REPO_POLICIES = Path(__file__).resolve().parents[3] / "policies"
 
 
+#: After a failed policy read, how long before the store is asked again.
+POLICY_ERROR_BACKOFF_S = 30.0
+
+
+def _budget_for(policy: Policy) -> DegradedBudget:
+    return DegradedBudget(
+        max_approvals_per_minute=policy.degraded.max_approvals_per_minute,
+        max_exposure_per_minute=policy.degraded.max_exposure_per_minute,
+    )
+
+
 class Scorer:
     """The batch handler of one stream: decisions and their log records."""
 
@@ -76,10 +87,7 @@ class Scorer:
         self.prefix = topic_prefix
         self.feature_names = model_features(stream)
         self.key_fields = sorted({g.entity.join_key for g in groups(stream)})
-        self.budget = DegradedBudget(
-            max_approvals_per_minute=policy.degraded.max_approvals_per_minute,
-            max_exposure_per_minute=policy.degraded.max_exposure_per_minute,
-        )
+        self.budget = _budget_for(policy)
         self._lock = threading.Lock()
         self._publish_model(None, model)
 
@@ -103,7 +111,9 @@ class Scorer:
 
         1. Checked between batches only: every decision of a batch has one policy version.
         2. A store that cannot be read keeps the current policy (counted in
-           ``policy_errors``): a store outage must not stop decisions.
+           ``policy_errors``): a store outage must not stop decisions, and the next
+           attempt waits ``POLICY_ERROR_BACKOFF_S`` so a dead store's timeouts do not
+           land on the decision path every second.
         3. A policy for another stream is ignored (and counted).
         """
         if self._policy_source is None:
@@ -116,6 +126,7 @@ class Scorer:
             active = self._policy_source()
         except (redis.RedisError, PolicyError):
             self.policy_errors += 1
+            self._policy_checked = now + POLICY_ERROR_BACKOFF_S
             return
         if active is None or active.version == self.policy.version:
             return
@@ -124,10 +135,7 @@ class Scorer:
             return
         self.policy = active
         # A new policy may change the degraded budget's limits: start its minute afresh.
-        self.budget = DegradedBudget(
-            max_approvals_per_minute=active.degraded.max_approvals_per_minute,
-            max_exposure_per_minute=active.degraded.max_exposure_per_minute,
-        )
+        self.budget = _budget_for(active)
 
     def handle(self, batch: Sequence[Decoded]) -> list[Output]:
         """Decide a micro-batch; returns decision and scored-log records, keyed like the input."""
