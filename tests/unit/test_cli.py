@@ -17,7 +17,7 @@ def test_parser_knows_every_command() -> None:
         ["status"],
         ["topics", "create"],
         ["topics", "list"],
-        ["demo", "--events", "10"],
+        ["demo", "--records", "10"],
         ["bench", "x", "--json"],
         ["simulate", "--out", "/tmp/x"],
         ["produce", "--rate", "10"],

@@ -103,7 +103,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from streamscore.services.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(_settings(), events_per_stream=args.events, rate=args.rate, seed=args.seed)
+    return run_demo(_settings(), records=args.records, rate=args.rate, seed=args.seed)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -257,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=["create", "list"])
     topics.set_defaults(func=cmd_topics)
     demo = sub.add_parser("demo", help="the main job: bring the stack up and stream through it")
-    demo.add_argument("--events", type=int, default=10_000, help="events per stream")
-    demo.add_argument("--rate", type=float, default=8_000, help="events/s, four streams together")
+    demo.add_argument("--records", type=int, default=40_000, help="records to publish")
+    demo.add_argument("--rate", type=float, default=8_000, help="records/s, all topics together")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
     _add_data_and_service_commands(sub)
