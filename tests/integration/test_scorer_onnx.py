@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from confluent_kafka import Consumer
 
 from streamscore.libs.config import Settings
@@ -20,6 +21,8 @@ from streamscore.libs.features.definitions import feature_schema_hash, model_fea
 from streamscore.libs.model.safety import ModelRefused
 from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import make_admin, make_consumer, make_producer
+from streamscore.services.policy_store import PolicyStore
+from streamscore.services.replay import find_scored, policy_version, replay
 from streamscore.services.scorer import Scorer, default_policy, load_model
 from streamscore.services.stream_processor import StreamProcessor
 from streamscore.services.topics_admin import create_topics
@@ -122,3 +125,15 @@ def test_onnx_scorer_decides_with_reasons(
     for d in flagged:
         assert d.reasons and all(r.code in NAMES for r in d.reasons)
     assert all(d.reasons == [] for d in got if d.decision == "approve")
+
+    # Any logged decision replays bit for bit from the scored-event log.
+    store = PolicyStore(redis.Redis.from_url(stack_settings.redis_url or ""))
+    sample = [d.event_id for d in flagged[:5]] + [
+        d.event_id for d in got if d.decision == "approve"
+    ][:5]
+    for event_id in sample:
+        rec = find_scored(stack_settings, "transactions", event_id, topic_prefix=prefix)
+        policy = policy_version(store, "transactions", rec.policy_version)
+        result = replay(rec, policy=policy, model_dir=transaction_model_dir)
+        assert result.identical, (event_id, result)
+        assert result.score == by_id[event_id].score

@@ -23,6 +23,7 @@ def test_parser_knows_every_command() -> None:
         ["produce", "--rate", "10"],
         ["scorer", "--stream", "transactions"],
         ["api", "--port", "8081"],
+        ["replay", "tx-1", "--stream", "transactions"],
         ["token", "--subject", "me", "--scopes", "admin"],
     ):
         assert parser.parse_args(argv).command == argv[0]

@@ -199,6 +199,28 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streamscore.services.clients import make_redis  # noqa: PLC0415
+    from streamscore.services.policy_store import PolicyStore  # noqa: PLC0415
+    from streamscore.services.replay import (  # noqa: PLC0415
+        find_scored,
+        policy_version,
+        replay,
+    )
+
+    settings = _settings()
+    rec = find_scored(settings, args.stream, args.event_id, topic_prefix=args.topic_prefix)
+    policy = policy_version(PolicyStore(make_redis(settings)), args.stream, rec.policy_version)
+    result = replay(rec, policy=policy, model_dir=Path(args.model) if args.model else None)
+    print(
+        f"logged:   {rec.decision} score={rec.score} path={rec.policy_path} "
+        f"model={rec.model_version} policy={rec.policy_version}"
+    )
+    print(f"replayed: {result.decision} score={result.score} path={result.policy_path}")
+    print("identical" if result.identical else "DIFFERENT")
+    return 0 if result.identical else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamscore.services.bench import run_bench  # noqa: PLC0415
 
@@ -229,6 +251,12 @@ def _add_data_and_service_commands(sub: Any) -> None:
     scorer.add_argument("--policy", help="policy JSON (default: policies/<stream>.json)")
     scorer.add_argument("--topic-prefix", default="", help="namespace of topics and group")
     scorer.set_defaults(func=cmd_scorer)
+    rep = sub.add_parser("replay", help="reproduce a logged decision from the scored-event log")
+    rep.add_argument("event_id")
+    rep.add_argument("--stream", default="transactions", choices=sorted(STREAMS))
+    rep.add_argument("--model", help="folder of the model version that decided")
+    rep.add_argument("--topic-prefix", default="")
+    rep.set_defaults(func=cmd_replay)
     api = sub.add_parser("api", help="serve the HTTP API on 127.0.0.1")
     api.add_argument("--port", type=int, default=8080)
     api.set_defaults(func=cmd_api)
