@@ -13,12 +13,14 @@ from numba.core.registry import CPUDispatcher
 
 from streamscore.libs.detectors import (
     ADWIN,
+    CUSUM,
     DDM,
     DETECTORS,
     EDDM,
     HDDMA,
     KSWIN,
     Detector,
+    EWMAChart,
     PageHinkley,
     WarningDetector,
     warmup,
@@ -74,7 +76,7 @@ def _assert_same_state(a: Detector, b: Detector) -> None:
 
 
 def test_every_detector_is_exported() -> None:
-    assert set(DETECTORS) == {PageHinkley, ADWIN, DDM, EDDM, HDDMA, KSWIN}
+    assert set(DETECTORS) == {PageHinkley, ADWIN, DDM, EDDM, HDDMA, KSWIN, CUSUM, EWMAChart}
 
 
 @pytest.mark.parametrize("cls", DETECTORS)

@@ -19,26 +19,39 @@ import numpy as np
 
 from streamscore.libs.detectors._base import Detector, WarningDetector
 from streamscore.libs.detectors.adwin import ADWIN
+from streamscore.libs.detectors.cusum import CUSUM
 from streamscore.libs.detectors.ddm import DDM
 from streamscore.libs.detectors.eddm import EDDM
+from streamscore.libs.detectors.ewma_chart import EWMAChart
 from streamscore.libs.detectors.hddm_a import HDDMA
 from streamscore.libs.detectors.kswin import KSWIN
 from streamscore.libs.detectors.page_hinkley import PageHinkley
 
 __all__ = [
     "ADWIN",
+    "CUSUM",
     "DDM",
     "DETECTORS",
     "EDDM",
     "HDDMA",
     "KSWIN",
     "Detector",
+    "EWMAChart",
     "PageHinkley",
     "WarningDetector",
     "warmup",
 ]
 
-DETECTORS: tuple[type[Detector], ...] = (PageHinkley, ADWIN, DDM, EDDM, HDDMA, KSWIN)
+DETECTORS: tuple[type[Detector], ...] = (
+    PageHinkley,
+    ADWIN,
+    DDM,
+    EDDM,
+    HDDMA,
+    KSWIN,
+    CUSUM,
+    EWMAChart,
+)
 
 
 def warmup() -> None:
