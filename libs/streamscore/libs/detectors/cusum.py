@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from streamscore.libs.detectors import _baseline
 from streamscore.libs.detectors._base import (
     DRIFT,
     CodeArray,
@@ -56,13 +57,10 @@ def _update(  # noqa: PLR0917 - a Numba kernel takes its state and parameters po
             _reset_state(f, i)
         if f[_N] < grace_period:
             # 1. Learn the in-control mean and spread from the first values after a reset.
-            f[_N] += 1.0
-            d = x - f[_MEAN]
-            f[_MEAN] += d / f[_N]
-            f[_M2] += d * (x - f[_MEAN])
+            _baseline.learn(f, x)
             out[j] = 0
             continue
-        sd = math.sqrt(f[_M2] / (f[_N] - 1.0)) if f[_N] > 1.0 else 0.0
+        sd = _baseline.std(f)
         z = (x - f[_MEAN]) / sd if sd > 0.0 else 0.0
         # 2. Accumulate standardised deviations beyond the allowance k, floored at 0.
         f[_HI] = max(0.0, f[_HI] + z - k)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from streamscore.libs.detectors import _baseline
 from streamscore.libs.detectors._base import (
     DRIFT,
     CodeArray,
@@ -55,14 +56,11 @@ def _update(  # noqa: PLR0917 - a Numba kernel takes its state and parameters po
             _reset_state(f, i)
         if f[_N] < grace_period:
             # 1. Learn the in-control mean and spread; the EWMA starts at that mean.
-            f[_N] += 1.0
-            d = x - f[_MEAN]
-            f[_MEAN] += d / f[_N]
-            f[_M2] += d * (x - f[_MEAN])
+            _baseline.learn(f, x)
             f[_Z] = f[_MEAN]
             out[j] = 0
             continue
-        sd = math.sqrt(f[_M2] / (f[_N] - 1.0)) if f[_N] > 1.0 else 0.0
+        sd = _baseline.std(f)
         f[_T] += 1.0
         f[_Z] = lam * x + (1.0 - lam) * f[_Z]
         # 2. Exact limits: mean ± width·σ·sqrt(λ/(2-λ)·(1-(1-λ)^(2t))).
