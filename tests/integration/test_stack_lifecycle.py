@@ -143,11 +143,10 @@ def test_up_twice_works_and_down_leaves_nothing(env: Env, tmp_path: Path) -> Non
     assert any("ready on" in m for m in messages), messages
     assert stack.status(env.settings) == info
 
-    # A second `up` finds it running: same pids, nothing started, fast.
+    # A second `up` finds it running: same pids, nothing started (its speed is in the note,
+    # not asserted: timings belong to benchmarks).
     again: list[str] = []
-    started = time.monotonic()
     assert stack.up(env.settings, progress=again.append) == info
-    assert time.monotonic() - started < 5.0
     assert any("already running" in m for m in again), again
     assert not any("ready on" in m or "jars" in m for m in again), again
 

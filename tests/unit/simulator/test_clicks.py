@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import time
-import tracemalloc
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -25,6 +22,7 @@ from streamscore.libs.simulator.clicks import (
 )
 from streamscore.libs.simulator.drift import DriftSpec
 from streamscore.libs.simulator.records import DEFAULT_START, SimRecord
+from tests.unit.simulator.stream_checks import head_span, peak_bytes, record_bytes
 
 SMALL = ClickStreamConfig(n_users=500, n_bot_users=20)
 MEDIUM = ClickStreamConfig(n_users=5_000)
@@ -35,10 +33,6 @@ TINY = ClickStreamConfig(n_users=200, n_bot_users=10)
 def medium() -> list[SimRecord]:
     """5,000 users over 2 days: about 4,000 human sessions."""
     return list(click_records(MEDIUM, seed=2026, days=2))
-
-
-def _bytes(records: list[SimRecord]) -> list[bytes]:
-    return [encode(r.event) for r in records]
 
 
 def _sessions(records: list[SimRecord]) -> dict[str, list[tuple[Click, dict[str, object]]]]:
@@ -57,9 +51,9 @@ def _gaps(clicks: list[tuple[Click, dict[str, object]]]) -> list[float]:
 
 
 def test_same_seed_same_bytes_other_seed_differs() -> None:
-    a = _bytes(list(click_records(SMALL, seed=1, days=3)))
-    assert a == _bytes(list(click_records(SMALL, seed=1, days=3)))
-    assert a != _bytes(list(click_records(SMALL, seed=2, days=3)))
+    a = record_bytes(list(click_records(SMALL, seed=1, days=3)))
+    assert a == record_bytes(list(click_records(SMALL, seed=1, days=3)))
+    assert a != record_bytes(list(click_records(SMALL, seed=2, days=3)))
 
 
 def test_every_record_is_contract_valid_and_time_ordered() -> None:
@@ -150,7 +144,9 @@ def test_new_bot_type_from_its_start_day_and_not_before() -> None:
     base = list(click_records(MEDIUM, seed=11, days=3))
     drifted = list(click_records(MEDIUM, seed=11, days=3, drifts=[drift]))
     cut = DEFAULT_START + timedelta(days=2)
-    assert _bytes([r for r in base if r.time < cut]) == _bytes([r for r in drifted if r.time < cut])
+    assert record_bytes([r for r in base if r.time < cut]) == record_bytes(
+        [r for r in drifted if r.time < cut]
+    )
     assert not any(r.truth.get("bot_type") == "jittered" for r in base)
     sessions = _sessions([r for r in drifted if r.time >= cut])
     jittered = [c for c in sessions.values() if c[0][1]["bot_type"] == "jittered"]
@@ -164,26 +160,13 @@ def test_new_bot_type_from_its_start_day_and_not_before() -> None:
 
 
 def test_records_are_generated_lazily() -> None:
-    t0 = time.perf_counter()
-    first = list(itertools.islice(click_records(ClickStreamConfig(), seed=1, days=365), 100))
-    assert len(first) == 100
-    assert time.perf_counter() - t0 < 2.0
-
-
-def _peak_bytes(records: Iterator[SimRecord]) -> int:
-    """Peak traced memory while consuming ``records`` without keeping them."""
-    tracemalloc.start()
-    try:
-        for _ in records:
-            pass
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    # A 365-day run yields its first records from the first day, not after building the year.
+    assert head_span(click_records(ClickStreamConfig(), seed=1, days=365)) < timedelta(days=1)
 
 
 def test_memory_does_not_grow_with_days() -> None:
     # Warm up first: imports and caches allocated on first use are not the stream's.
-    _peak_bytes(click_records(TINY, seed=3, days=1))
-    short = _peak_bytes(click_records(TINY, seed=3, days=4))
-    long = _peak_bytes(click_records(TINY, seed=3, days=16))
+    peak_bytes(click_records(TINY, seed=3, days=1))
+    short = peak_bytes(click_records(TINY, seed=3, days=4))
+    long = peak_bytes(click_records(TINY, seed=3, days=16))
     assert long < 1.5 * short

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import time
-import tracemalloc
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -26,6 +23,7 @@ from streamscore.libs.simulator.sensors import (
     SensorStreamConfig,
     sensor_records,
 )
+from tests.unit.simulator.stream_checks import head_span, peak_bytes, record_bytes
 
 #: Machines that wear out in days, so a short run sees many failures.
 FAST = SensorStreamConfig(
@@ -39,18 +37,14 @@ def fast_month() -> list[SimRecord]:
     return list(sensor_records(FAST, seed=2026, days=30))
 
 
-def _bytes(records: list[SimRecord]) -> list[bytes]:
-    return [encode(r.event) for r in records]
-
-
 def _readings(records: list[SimRecord]) -> list[tuple[SensorReading, dict[str, object]]]:
     return [(r.event, r.truth) for r in records if isinstance(r.event, SensorReading)]
 
 
 def test_same_seed_same_bytes_other_seed_differs() -> None:
-    a = _bytes(list(sensor_records(SMALL, seed=1, days=3)))
-    assert a == _bytes(list(sensor_records(SMALL, seed=1, days=3)))
-    assert a != _bytes(list(sensor_records(SMALL, seed=2, days=3)))
+    a = record_bytes(list(sensor_records(SMALL, seed=1, days=3)))
+    assert a == record_bytes(list(sensor_records(SMALL, seed=1, days=3)))
+    assert a != record_bytes(list(sensor_records(SMALL, seed=2, days=3)))
 
 
 def test_every_record_is_contract_valid_and_time_ordered() -> None:
@@ -174,26 +168,13 @@ def test_recalibration_shifts_one_sensor_of_one_machine_type_from_its_start_day(
 
 
 def test_records_are_generated_lazily() -> None:
-    t0 = time.perf_counter()
-    first = list(itertools.islice(sensor_records(SensorStreamConfig(), seed=1, days=365), 100))
-    assert len(first) == 100
-    assert time.perf_counter() - t0 < 2.0
-
-
-def _peak_bytes(records: Iterator[SimRecord]) -> int:
-    """Peak traced memory while consuming ``records`` without keeping them."""
-    tracemalloc.start()
-    try:
-        for _ in records:
-            pass
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    # A 365-day run yields its first records from the first day, not after building the year.
+    assert head_span(sensor_records(SensorStreamConfig(), seed=1, days=365)) < timedelta(days=1)
 
 
 def test_memory_does_not_grow_with_days() -> None:
     # Warm up first: imports and caches allocated on first use are not the stream's.
-    _peak_bytes(sensor_records(replace(SMALL, n_machines=2), seed=3, days=1))
-    short = _peak_bytes(sensor_records(replace(SMALL, n_machines=2), seed=3, days=4))
-    long = _peak_bytes(sensor_records(replace(SMALL, n_machines=2), seed=3, days=16))
+    peak_bytes(sensor_records(replace(SMALL, n_machines=2), seed=3, days=1))
+    short = peak_bytes(sensor_records(replace(SMALL, n_machines=2), seed=3, days=4))
+    long = peak_bytes(sensor_records(replace(SMALL, n_machines=2), seed=3, days=16))
     assert long < 1.5 * short

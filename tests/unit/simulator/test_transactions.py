@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -27,6 +26,7 @@ from streamscore.libs.simulator.transactions import (
     TransactionScenario,
     TransactionSimulator,
 )
+from tests.unit.simulator.stream_checks import head_span, record_bytes
 
 SMALL = TransactionScenario(n_customers=300, n_terminals=600, days=20)
 
@@ -38,15 +38,11 @@ def default_month() -> list[SimRecord]:
     return list(transaction_records(cfg, seed=2026))
 
 
-def _bytes(records: list[SimRecord]) -> list[bytes]:
-    return [encode(r.event) for r in records]
-
-
 def test_same_seed_same_bytes_other_seed_differs() -> None:
     cfg = TransactionStreamConfig(SMALL)
-    a = _bytes(list(transaction_records(cfg, seed=1)))
-    assert a == _bytes(list(transaction_records(cfg, seed=1)))
-    assert a != _bytes(list(transaction_records(cfg, seed=2)))
+    a = record_bytes(list(transaction_records(cfg, seed=1)))
+    assert a == record_bytes(list(transaction_records(cfg, seed=1)))
+    assert a != record_bytes(list(transaction_records(cfg, seed=2)))
 
 
 def test_every_record_is_contract_valid_and_time_ordered() -> None:
@@ -137,6 +133,4 @@ def test_drifts_change_nothing_before_their_day() -> None:
 
 def test_streaming_is_lazy() -> None:
     cfg = TransactionStreamConfig(replace(SMALL, days=3650))
-    head = list(itertools.islice(transaction_records(cfg, seed=1), 100))
-    assert len(head) == 100
-    assert head[-1].time - head[0].time < timedelta(seconds=SECONDS_PER_DAY)
+    assert head_span(transaction_records(cfg, seed=1)) < timedelta(seconds=SECONDS_PER_DAY)
