@@ -24,6 +24,9 @@ class Chargeback(Event, frozen=True):
     terminal_id: Id
     fraud: bool
     status: ChargebackStatus
+    #: ``event_time`` of the transaction (version 2): where the label lands in
+    #: the terminal's event-time windows; ``None`` when the issuer did not say.
+    target_event_time: Timestamp | None = None
 
 
 class AccountTakeover(Event, frozen=True):

@@ -107,7 +107,7 @@ def _build() -> tuple[Contract, ...]:
         Contract("login_decision", "decisions", 1, LoginDecision, lg.decision_topic, lg.name),
         Contract("sensor_decision", "decisions", 1, SensorDecision, sr.decision_topic, sr.name),
         Contract("click_decision", "decisions", 1, ClickDecision, ck.decision_topic, ck.name),
-        Contract("chargeback", "labels", 1, Chargeback, t.label_topic, t.name),
+        Contract("chargeback", "labels", 2, Chargeback, t.label_topic, t.name),
         Contract("account_takeover", "labels", 1, AccountTakeover, lg.label_topic, lg.name),
         Contract("failure", "labels", 1, Failure, sr.label_topic, sr.name),
         Contract("conversion", "labels", 1, Conversion, ck.label_topic, ck.name),

@@ -250,6 +250,7 @@ def _chargeback(g: _Gen) -> Chargeback:
         terminal_id=g.key("term", TERMINALS),
         fraud=g.rng.random() < 0.8,
         status="reported" if g.rng.random() < 0.9 else "reversed",
+        target_event_time=g.tick() - timedelta(days=g.rng.randrange(2, 60)),
     )
 
 

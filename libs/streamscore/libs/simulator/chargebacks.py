@@ -56,6 +56,8 @@ class ScheduledLabel:
     terminal: int
     fraud: bool
     status: LabelStatus
+    #: When the labelled transaction happened (seconds since the scenario start).
+    tx_s: float = 0.0
 
 
 def delays_days(
@@ -94,17 +96,28 @@ def schedule(
     for i in np.flatnonzero(reported):
         at = float(tx_seconds[i] + delay_s[i])
         base = (tx_event_ids[i], int(customers[i]), int(terminals[i]))
-        out.append(ScheduledLabel(at, f"{label_prefix}-{i}", *base, True, "reported"))
+        tx_s = float(tx_seconds[i])
+        out.append(ScheduledLabel(at, f"{label_prefix}-{i}", *base, True, "reported", tx_s))
         if duplicated[i]:
             out.append(
                 ScheduledLabel(
-                    at + float(dup_after_s[i]), f"{label_prefix}-{i}-dup", *base, True, "reported"
+                    at + float(dup_after_s[i]),
+                    f"{label_prefix}-{i}-dup",
+                    *base,
+                    True,
+                    "reported",
+                    tx_s,
                 )
             )
         if reversed_[i]:
             out.append(
                 ScheduledLabel(
-                    at + float(rev_after_s[i]), f"{label_prefix}-{i}-rev", *base, False, "reversed"
+                    at + float(rev_after_s[i]),
+                    f"{label_prefix}-{i}-rev",
+                    *base,
+                    False,
+                    "reversed",
+                    tx_s,
                 )
             )
     return out

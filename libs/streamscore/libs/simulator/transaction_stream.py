@@ -106,6 +106,7 @@ def _label_record(label: chargebacks.ScheduledLabel, start: datetime) -> SimReco
             event_id=label.label_id,
             event_time=at(start, label.arrival_s),
             target_event_id=label.target_event_id,
+            target_event_time=at(start, label.tx_s),
             customer_id=f"C{label.customer:05d}",
             terminal_id=f"T{label.terminal:05d}",
             fraud=label.fraud,
