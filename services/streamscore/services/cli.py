@@ -176,6 +176,12 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_processor(args: argparse.Namespace) -> int:
+    from streamscore.services.feature_agent import run_processor  # noqa: PLC0415
+
+    return run_processor(_settings(), args.stream, topic_prefix=args.topic_prefix)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
@@ -228,7 +234,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_data_and_service_commands(sub: Any) -> None:
-    """``simulate``, ``produce``, ``scorer``, ``api`` and ``token``."""
+    """``simulate``, ``produce``, ``processor``, ``scorer``, ``api`` and ``token``."""
     sim = sub.add_parser("simulate", help="write a scenario's streams to Parquet files")
     sim.add_argument("--scenario", default="default")
     sim.add_argument("--days", type=int, default=None, help="override the scenario's days")
@@ -251,6 +257,10 @@ def _add_data_and_service_commands(sub: Any) -> None:
     scorer.add_argument("--policy", help="policy JSON (default: policies/<stream>.json)")
     scorer.add_argument("--topic-prefix", default="", help="namespace of topics and group")
     scorer.set_defaults(func=cmd_scorer)
+    proc = sub.add_parser("processor", help="run the feature processor of one stream until stopped")
+    proc.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    proc.add_argument("--topic-prefix", default="", help="namespace of topics and group")
+    proc.set_defaults(func=cmd_processor)
     rep = sub.add_parser("replay", help="reproduce a logged decision from the scored-event log")
     rep.add_argument("event_id")
     rep.add_argument("--stream", default="transactions", choices=sorted(STREAMS))

@@ -115,6 +115,7 @@ def exported_names() -> set[str]:
     registry = CollectorRegistry()
     StreamMetrics(registry)
     DecisionMetrics(registry)
+    FeatureMetrics(registry)
     names = {mf.name for mf in registry.collect()}
     # Counters are exported as <name>_total, histograms as <name>_bucket/_count/_sum.
     suffixes = ("", "_total", "_bucket", "_count", "_sum", "_created")
@@ -160,5 +161,54 @@ class DecisionMetrics:
             "streamscore_degraded_exposure_last_minute",
             "Sum of degraded approvals' exposure over the last minute.",
             ["stream"],
+            registry=registry,
+        )
+
+
+class FeatureMetrics:
+    """Metrics of the feature processors and of online/offline agreement."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.events = Counter(
+            "streamscore_feature_events_total",
+            "Events by what the processor did: computed, duplicate (re-emitted), dead_lettered.",
+            ["stream", "outcome"],
+            registry=registry,
+        )
+        self.late = Counter(
+            "streamscore_feature_late_events_total",
+            "Events later than the grace period: not merged, features read at the watermark.",
+            ["group"],
+            registry=registry,
+        )
+        self.labels = Counter(
+            "streamscore_feature_labels_total",
+            "Labels by outcome (applied, duplicate, too_old, unplaced).",
+            ["stream", "outcome"],
+            registry=registry,
+        )
+        self.conflicts = Counter(
+            "streamscore_feature_state_conflicts_total",
+            "Batches recomputed because another process changed a watched entity.",
+            ["stream"],
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "streamscore_feature_store_errors_total",
+            "Redis errors; the batch is retried and nothing is committed meanwhile.",
+            ["stream"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "streamscore_feature_latency_seconds",
+            "From the event's Kafka timestamp to its feature record acknowledged.",
+            ["stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.mismatch = Gauge(
+            "streamscore_feature_mismatch_ratio",
+            "Share of events whose online value differs from the offline recomputation.",
+            ["stream", "feature"],
             registry=registry,
         )

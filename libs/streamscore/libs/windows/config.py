@@ -14,6 +14,7 @@ entity: tiles are kept for ``grace + max(W + d) + T`` behind the watermark.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from streamscore.libs.windows.distinct import DEFAULT_P, DEFAULT_THRESHOLD
 from streamscore.libs.windows.last import DEFAULT_K
@@ -56,12 +57,12 @@ class WindowConfig:
             if w.mode == "exact" and not self.keep_events:
                 raise ValueError(f"exact window {w} needs keep_events=True")
 
-    @property
+    @cached_property
     def max_span_us(self) -> int:
         """The longest ``W + d`` of the windows."""
         return max(w.span_us for w in self.windows)
 
-    @property
+    @cached_property
     def horizon_us(self) -> int:
         """How far behind the watermark tiles are kept: ``grace + max(W + d)``."""
         return self.grace_us + self.max_span_us

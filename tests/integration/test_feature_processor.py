@@ -1,0 +1,221 @@
+"""A simulated month through the faust feature processor on real Kafka and Redis.
+
+Checks, with the processor running as a real process (``streamscore processor``):
+
+* every event gets exactly one feature record, and its vector equals the
+  offline computation from the same events and labels (float32 rounding only);
+* replaying the whole input again (consumer group reset to the beginning)
+  re-emits byte-identical records and leaves every Redis state hash unchanged;
+* a poison message lands in the DLQ with its reason while the partition flows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.codec import decode
+from streamscore.libs.contracts.dlq import parse_dlq_headers
+from streamscore.libs.contracts.events import Transaction
+from streamscore.libs.contracts.features import TransactionFeatures
+from streamscore.libs.contracts.labels import Chargeback
+from streamscore.libs.features.definitions import model_features
+from streamscore.libs.features.offline import compute
+from streamscore.libs.simulator.records import SimRecord
+from streamscore.libs.simulator.scenario import get
+from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
+from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.sim_producer import publish
+from streamscore.services.topics_admin import create_topics
+
+pytestmark = pytest.mark.integration
+DAYS = 21
+#: Replay speed (event time / wall time): 7 days of event time pass in ~12 s, so the
+#: partitions' event times stay far closer than the terminal group's 7-day grace.
+SPEEDUP = 50_000
+REDIS_DB = 7
+S = STREAMS["transactions"]
+
+
+def _records() -> list[SimRecord]:
+    base = get("small")
+    scenario = type(base)(
+        name="it",
+        description="",
+        days=DAYS,
+        logins=None,
+        sensors=None,
+        clicks=None,
+        transactions=base.transactions,
+    )
+    return list(scenario.records(seed=5))
+
+
+def _read_all(bootstrap: str, topic: str, n: int, timeout_s: float = 120.0) -> list[Any]:
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([topic])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(out) < n and time.monotonic() < deadline:
+        out += [m for m in c.consume(5000, timeout=0.5) if m.error() is None]
+    out += [m for m in c.consume(5000, timeout=1.0) if m.error() is None]
+    c.close()
+    return out
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    except KafkaException:  # coordinator still loading on a fresh broker: not yet
+        return 0
+    finally:
+        c.close()
+    return sum(max(tp.offset, 0) for tp in tps)
+
+
+def _snapshot(r: redis.Redis) -> dict[bytes, Any]:
+    return {k: r.hgetall(k) for k in r.scan_iter(match="ss:w:*", count=1000)}
+
+
+@pytest.fixture
+def processor_env(stack_settings: Settings) -> Iterator[tuple[str, dict[str, str], redis.Redis]]:
+    ep = endpoints(stack_settings)
+    base_url = ep.redis_url.rsplit("/", 1)[0]
+    url = f"{base_url}/{REDIS_DB}"
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    prefix = f"it-{uuid.uuid4().hex[:8]}."
+    topics = [S.input_topic, S.label_topic, S.feature_topic]
+    specs = [TopicSpec(prefix + t, 3, 1) for t in topics]
+    specs += [TopicSpec(dlq_topic(prefix + t), 1, 1) for t in (S.input_topic, S.label_topic)]
+    create_topics(make_admin(stack_settings), specs)
+    env = {**os.environ, "KAFKA_BOOTSTRAP": ep.kafka_bootstrap, "REDIS_URL": url}
+    env.pop("STREAMSCORE_METRICS_PORT", None)
+    yield prefix, env, r
+    r.flushdb()
+
+
+def _start(prefix: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamscore.services.cli",
+        "processor",
+        "--stream",
+        "transactions",
+        "--topic-prefix",
+        prefix,
+    ]
+    return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _stop(p: subprocess.Popen[bytes]) -> None:
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def test_online_equals_offline_and_replay_changes_nothing(
+    stack_settings: Settings,
+    processor_env: tuple[str, dict[str, str], redis.Redis],
+    tmp_path: Path,
+) -> None:
+    prefix, env, r = processor_env
+    bootstrap = env["KAFKA_BOOTSTRAP"]
+    records = _records()
+    events = [x for x in records if isinstance(x.event, Transaction)]
+    labels = [x for x in records if isinstance(x.event, Chargeback)]
+    assert len(events) > 15_000 and len(labels) > 50
+    producer = make_producer(stack_settings, client_id="it-features")
+    group = f"{prefix}streamscore-features-transactions"
+    proc = _start(prefix, env, tmp_path / "processor-1.log")
+    try:
+        # Labels first, and consumed, so that every label arrived "by" an event's time
+        # is known when the event is processed (the offline path's rule).
+        publish(labels, producer, topic_prefix=prefix, progress=lambda _: None)
+        deadline = time.monotonic() + 120
+        while _committed(bootstrap, group, prefix + S.label_topic, 3) < len(labels):
+            assert time.monotonic() < deadline, (tmp_path / "processor-1.log").read_text()
+            assert proc.poll() is None, (tmp_path / "processor-1.log").read_text()
+            time.sleep(0.5)
+        poison = b'{"event_id": "bad", "amount": "NaN"}'
+        producer.send(prefix + S.input_topic, poison, key=b"C00001")
+        publish(events, producer, topic_prefix=prefix, speedup=SPEEDUP, progress=lambda _: None)
+        got = _read_all(bootstrap, prefix + S.feature_topic, len(events))
+        assert proc.poll() is None, (tmp_path / "processor-1.log").read_text()
+    finally:
+        _stop(proc)
+    vectors = {}
+    for m in got:
+        fv = decode(TransactionFeatures, m.value(), max_bytes=1 << 21)
+        assert fv.event.event_id not in vectors, "one feature record per event"
+        vectors[fv.event.event_id] = (fv, m.value())
+    assert set(vectors) == {e.event.event_id for e in events}
+
+    names = model_features("transactions")
+    offline = {
+        ev.event_id: res
+        for ev, res in compute("transactions", [e.event for e in events], [x.event for x in labels])
+    }
+    mismatches = {n: 0 for n in names}
+    statuses = 0
+    for eid, (fv, _) in vectors.items():
+        off = offline[eid]
+        statuses += fv.feature_statuses != off.statuses
+        for n in names:
+            a, b = fv.values[n], off.values[n]
+            if (a is None) != (b is None) or (
+                a is not None and not np.isclose(a, b, rtol=1e-6, atol=1e-9)  # type: ignore[arg-type]
+            ):
+                mismatches[n] += 1
+    assert (statuses, mismatches) == (0, {n: 0 for n in names})
+    # Known labels did reach the terminal risk features.
+    assert sum(1 for fv, _ in vectors.values() if (fv.values["terminal_risk_30d"] or 0) > 0) > 100
+
+    dlq = _read_all(bootstrap, dlq_topic(prefix + S.input_topic), 1, timeout_s=20)
+    assert [m.value() for m in dlq] == [poison]
+    assert parse_dlq_headers(dlq[0].headers() or []).reason == "wrong_type"
+
+    # Replay: the same input again, from the beginning.
+    before = _snapshot(r)
+    assert len(before) > 1000
+    admin = make_admin(stack_settings)
+    parts = [
+        TopicPartition(t, p, 0)
+        for t in (prefix + S.input_topic, prefix + S.label_topic)
+        for p in range(3)
+    ]
+    admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, parts)])[group].result()
+    proc = _start(prefix, env, tmp_path / "processor-2.log")
+    try:
+        again = _read_all(bootstrap, prefix + S.feature_topic, 2 * len(events))
+    finally:
+        _stop(proc)
+    assert len(again) == 2 * len(events)
+    firsts = {m.value() for m in got}
+    assert all(m.value() in firsts for m in again), "replayed records are byte-identical"
+    assert _snapshot(r) == before
