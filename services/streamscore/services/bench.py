@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +40,9 @@ def _load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"streamscore_bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered so that names in the module resolve for libraries that evaluate
+    # its annotations later (msgspec Structs, dataclasses).
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -45,6 +45,7 @@ from streamscore.services.feature_processor import (
     FeatureProcessor,
     InMessage,
     OutRecord,
+    decode_state,
 )
 from streamscore.services.feature_state import FeatureStateStore
 from streamscore.services.metrics import FeatureMetrics, StreamMetrics
@@ -104,7 +105,7 @@ def make_app(
     client = aioredis.Redis.from_url(
         ep.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=False
     )
-    store = FeatureStateStore(client)
+    store = FeatureStateStore(client, decode_state)
     processor = FeatureProcessor(
         stream,
         store,

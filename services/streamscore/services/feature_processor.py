@@ -44,15 +44,21 @@ from streamscore.libs.features.compute import (
     entity_id,
     label_groups,
 )
-from streamscore.libs.features.definitions import feature_schema_hash, groups
+from streamscore.libs.features.definitions import GROUPS, feature_schema_hash, groups
 from streamscore.libs.features.group_state import GroupState
-from streamscore.libs.features.online_layout import output_key, pack, state_key, vector_key
+from streamscore.libs.features.online_layout import (
+    group_of_key,
+    output_key,
+    pack,
+    state_key,
+    vector_key,
+)
 from streamscore.libs.features.plan import plan_for
 from streamscore.libs.features.spec import FeatureGroup
 from streamscore.libs.topics import STREAMS, dlq_topic
 from streamscore.libs.windows.engine import Outcome
 from streamscore.libs.windows.timebase import to_us
-from streamscore.services.feature_state import FeatureStateStore, Loaded, Writes
+from streamscore.services.feature_state import FeatureStateStore, Raw, Writes
 
 #: How long a processed event's record is kept for deduplication (seconds).
 DEFAULT_RECORD_TTL_S = 24 * 3600
@@ -99,13 +105,21 @@ class _Item:
     error: ContractError | None
 
 
+_PLANS = {g.name: plan_for(g) for g in GROUPS}
+
+
+def decode_state(key: str, raw: Raw) -> GroupState:
+    """A state hash (``HGETALL``) as the group state it holds."""
+    return GroupState.from_fields(_PLANS[group_of_key(key)], raw)
+
+
 class FeatureProcessor:
     """Feature computation for one stream against the Redis state."""
 
     def __init__(
         self,
         stream: str,
-        store: FeatureStateStore,
+        store: FeatureStateStore[GroupState],
         *,
         service: str = "features",
         topic_prefix: str = "",
@@ -184,23 +198,18 @@ class FeatureProcessor:
                 state_keys += [state_key(g, e) for g, e in self._event_keys(it.decoded)]
                 record_keys.append(output_key(self.stream, it.decoded.event_id))
         if not state_keys:
-            return self._compute(items, Loaded({}, {}))[1]
+            return self._compute(items, {}, {})[1]
         return await self.store.transact(
-            state_keys, record_keys, lambda loaded: self._compute(items, loaded)
+            state_keys, record_keys, lambda states, records: self._compute(items, states, records)
         )
 
     def _compute(
-        self, items: list[_Item], loaded: Loaded
+        self, items: list[_Item], states: dict[str, GroupState], records: dict[str, bytes | None]
     ) -> tuple[Writes, tuple[list[OutRecord], BatchStats]]:
-        """Pure in what it is given: may run again after a conflict."""
-        states: dict[str, GroupState] = {}
+        """Depends only on what it is given (it runs again, on fresh states, after a conflict)."""
 
         def state(g: FeatureGroup, eid: str) -> GroupState:
-            key = state_key(g, eid)
-            s = states.get(key)
-            if s is None:
-                s = states[key] = GroupState.from_fields(plan_for(g), loaded.hashes.get(key, {}))
-            return s
+            return states[state_key(g, eid)]
 
         writes, stats = Writes(), BatchStats()
         emitted: dict[str, bytes] = {}
@@ -222,7 +231,7 @@ class FeatureProcessor:
                 continue
             event = it.decoded
             okey = output_key(self.stream, event.event_id)
-            value = emitted.get(okey) or loaded.records.get(okey)
+            value = emitted.get(okey) or records.get(okey)
             if value is None:
                 keys = self._event_keys(event)
                 try:

@@ -54,6 +54,7 @@ from streamscore.libs.features.spec import FeatureGroup, WindowedFeature
 from streamscore.libs.windows.engine import Outcome
 from streamscore.libs.windows.moments import Moments
 from streamscore.libs.windows.timebase import to_us
+from streamscore.libs.windows.window import Window
 
 _US = 1_000_000
 #: Aggregates that are a measured 0 on an empty window.
@@ -201,21 +202,38 @@ def _add(
             state.add_ewma(fname, t, x)
 
 
-def _post_read(plan: GroupPlan, state: GroupState, f: WindowedFeature, read_t: int) -> float | None:
+class _Reads:
+    """Window reads of one event, each (input, window) read once: the count of a
+    window serves its count feature, its label rate and the group's status."""
+
+    __slots__ = ("memo", "read_t", "state")
+
+    def __init__(self, state: GroupState, read_t: int) -> None:
+        self.state, self.read_t = state, read_t
+        self.memo: dict[tuple[str, Window], Moments] = {}
+
+    def __call__(self, name: str, w: Window) -> Moments:
+        m = self.memo.get((name, w))
+        if m is None:
+            m = self.memo[(name, w)] = self.state.engines[name].read(self.read_t, w)
+        return m
+
+
+def _post_read(plan: GroupPlan, reads: _Reads, f: WindowedFeature) -> float | None:
     """Step 3: one aggregate read after the event was added."""
-    w = window_of(f)
+    state, read_t, w = reads.state, reads.read_t, window_of(f)
     if f.agg == "ewma":
         return state.ewmas[f.name].mean
     if f.agg == "distinct":
         return float(state.engines[f"d:{f.field}"].read_distinct(read_t, w).count())
     if f.agg == "label_rate":
-        n = state.events.read(read_t, w).count
+        n = reads(EVENTS, w).count
         assert state.ledger is not None
         positives = state.ledger.positives(read_t, w)
         return positives / n if n else (0.0 if f.empty == "zero" else None)
     name = plan.input_of(f)
     assert name is not None
-    return _read(state.engines[name].read(read_t, w), f)
+    return _read(reads(name, w), f)
 
 
 def apply_group(plan: GroupPlan, state: GroupState, event: Any, t: int) -> GroupResult:
@@ -231,11 +249,11 @@ def apply_group(plan: GroupPlan, state: GroupState, event: Any, t: int) -> Group
         _add(plan, state, event, t, derived)
         if state.ledger is not None and ev.watermark is not None:
             state.ledger.evict(ev.watermark)
+    reads = _Reads(state, read_t)
     values = [
-        pre[f.name] if f.name in pre else _post_read(plan, state, f, read_t)
-        for f in plan.group.features
+        pre[f.name] if f.name in pre else _post_read(plan, reads, f) for f in plan.group.features
     ]
-    others = ev.read(read_t, plan.status_window).count
+    others = reads(EVENTS, plan.status_window).count
     if outcome is not Outcome.LATE_DROPPED and plan.status_window.delay_us == 0:
         others -= 1  # this event is in the window: only the others make the entity known
     return GroupResult(values, "PRESENT" if others > 0 else "NOT_FOUND", outcome, late)

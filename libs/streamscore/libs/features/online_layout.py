@@ -60,6 +60,15 @@ def state_key(group: FeatureGroup, entity_id: str) -> str:
     return f"ss:w:{tag(group, entity_id)}"
 
 
+def group_of_key(key: str) -> str:
+    """The group name of a state, vector or labels key.
+
+    >>> group_of_key("ss:w:{customer_tx:C1}")
+    'customer_tx'
+    """
+    return key[key.index("{") + 1 : key.index(":", key.index("{"))]
+
+
 def vector_key(group: FeatureGroup, entity_id: str) -> str:
     return f"ss:fv:{tag(group, entity_id)}"
 
