@@ -38,6 +38,7 @@ from streamscore.libs.simulator.records import SimRecord
 from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.feature_verify import run_verify
 from streamscore.services.sim_producer import publish
 from streamscore.services.topics_admin import create_topics
 
@@ -193,6 +194,11 @@ def test_online_equals_offline_and_replay_changes_nothing(
             ):
                 mismatches[n] += 1
     assert (statuses, mismatches) == (0, {n: 0 for n in names})
+    # The shadow verifier (``streamscore features verify``) agrees, from the topics alone.
+    verified = run_verify(stack_settings, "transactions", topic_prefix=prefix, idle_s=3.0)
+    assert verified.agreement.compared == len(events)
+    assert verified.agreement.status_mismatches == 0
+    assert not any(verified.agreement.mismatches.values())
     # Known labels did reach the terminal risk features.
     assert sum(1 for fv, _ in vectors.values() if (fv.values["terminal_risk_30d"] or 0) > 0) > 100
 

@@ -182,6 +182,33 @@ def cmd_processor(args: argparse.Namespace) -> int:
     return run_processor(_settings(), args.stream, topic_prefix=args.topic_prefix)
 
 
+def cmd_features_verify(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server  # noqa: PLC0415
+
+    from streamscore.services.feature_verify import run_verify  # noqa: PLC0415
+    from streamscore.services.metrics import FeatureMetrics  # noqa: PLC0415
+
+    settings = _settings()
+    if args.follow and settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    res = run_verify(
+        settings,
+        args.stream,
+        topic_prefix=args.topic_prefix,
+        follow=args.follow,
+        metrics=FeatureMetrics(),
+    )
+    a = res.agreement
+    print(
+        f"{args.stream}: {a.compared:,} events compared, {a.status_mismatches:,} status mismatches"
+    )
+    for f in a.features:
+        print(f"  {f:40s} {a.mismatches[f]:8,d} mismatches  ({a.ratio(f):.4%})")
+    if res.unmatched or res.refused:
+        print(f"  unmatched: {res.unmatched:,}, refused (DLQ): {res.refused:,}")
+    return 0 if a.compared and not any(a.mismatches.values()) else 1
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
@@ -261,6 +288,13 @@ def _add_data_and_service_commands(sub: Any) -> None:
     proc.add_argument("--stream", required=True, choices=sorted(STREAMS))
     proc.add_argument("--topic-prefix", default="", help="namespace of topics and group")
     proc.set_defaults(func=cmd_processor)
+    feats = sub.add_parser("features", help="offline features and online/offline checks")
+    fsub = feats.add_subparsers(dest="features_command", required=True)
+    verify = fsub.add_parser("verify", help="recompute features offline and compare with online")
+    verify.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    verify.add_argument("--topic-prefix", default="")
+    verify.add_argument("--follow", action="store_true", help="keep comparing until stopped")
+    verify.set_defaults(func=cmd_features_verify)
     rep = sub.add_parser("replay", help="reproduce a logged decision from the scored-event log")
     rep.add_argument("event_id")
     rep.add_argument("--stream", default="transactions", choices=sorted(STREAMS))

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from streamscore.libs.contracts.base import Event
@@ -51,7 +52,7 @@ from streamscore.libs.features.definitions import EVENT_FEATURES, groups
 from streamscore.libs.features.group_state import GroupState
 from streamscore.libs.features.plan import EVENTS, GroupPlan, plan_for, window_of
 from streamscore.libs.features.spec import FeatureGroup, WindowedFeature
-from streamscore.libs.windows.engine import Outcome
+from streamscore.libs.windows.engine import EntityWindows, Outcome
 from streamscore.libs.windows.moments import Moments
 from streamscore.libs.windows.timebase import to_us
 from streamscore.libs.windows.window import Window
@@ -106,8 +107,8 @@ def _flag(b: bool) -> float:
 
 
 def event_features(stream: str, event: Any) -> dict[str, float | None]:
-    """The stateless features of an event (``EVENT_FEATURES``)."""
-    t = event.event_time
+    """The stateless features of an event (``EVENT_FEATURES``); clock fields in UTC."""
+    t = event.event_time.astimezone(UTC)
     if stream == "transactions":
         out: dict[str, float | None] = {
             "tx_amount": float(event.amount),
@@ -159,17 +160,36 @@ def _read(m: Moments, f: WindowedFeature) -> float | None:
     return m.get(stat, empty)  # type: ignore[arg-type]
 
 
+def since_previous(ev: EntityWindows, t: int) -> int | None:
+    """Microseconds from the latest accepted event at or before ``t`` to ``t`` (``None``: none).
+
+    :class:`~streamscore.libs.windows.last.LastSeen` answers exactly unless ``t`` is
+    older than all it keeps (an event out of order behind ``k`` newer ones); then
+    the retained raw events are searched, newest tile first.
+    """
+    last = ev.last
+    if len(last.times) < last.k or t >= last.times[0]:
+        return ev.since_last(t)
+    tile = ev.config.tile_us
+    for k in sorted((k for k in ev.live if k <= t // tile), reverse=True):
+        times = [x[0] for x in ev.events.get(k, ()) if x[0] <= t]
+        if times:
+            return t - max(times)
+    return None
+
+
 def _pre_reads(
     plan: GroupPlan, state: GroupState, event: Any, read_t: int, derived: dict[str, float | None]
 ) -> dict[str, float | None]:
     """Step 1: the features read before the event is added (and the derived ``gap_s``)."""
-    since = state.events.since_last(read_t)
+    since = since_previous(state.events, read_t)
     if "gap_s" in plan.inputs:
         derived["gap_s"] = None if since is None else since / _US
     pre: dict[str, float | None] = {}
     for f in plan.group.features:
         if f.agg == "since_last":
-            pre[f.name] = None if since is None or since > f.window_s * _US else since / _US
+            # The previous event counts if it lies in the window (t - W, t].
+            pre[f.name] = None if since is None or since >= f.window_s * _US else since / _US
         elif f.agg == "zscore":
             assert f.field is not None
             x = input_value(event, f.field, derived)
