@@ -209,6 +209,20 @@ def cmd_features_verify(args: argparse.Namespace) -> int:
     return 0 if a.compared and not any(a.mismatches.values()) else 1
 
 
+def cmd_features_offline(args: argparse.Namespace) -> int:
+    from streamscore.services.training_set import run_offline  # noqa: PLC0415
+
+    return run_offline(Path(args.sim), Path(args.out) if args.out else None, stream=args.stream)
+
+
+def _add_features_offline(fsub: Any) -> None:
+    off = fsub.add_parser("offline", help="training set + Feast offline files from `simulate`")
+    off.add_argument("--sim", required=True, help="folder written by `streamscore simulate`")
+    off.add_argument("--out", default=None, help="output folder (default: the --sim folder)")
+    off.add_argument("--stream", default="transactions", choices=sorted(STREAMS))
+    off.set_defaults(func=cmd_features_offline)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
@@ -295,6 +309,7 @@ def _add_data_and_service_commands(sub: Any) -> None:
     verify.add_argument("--topic-prefix", default="")
     verify.add_argument("--follow", action="store_true", help="keep comparing until stopped")
     verify.set_defaults(func=cmd_features_verify)
+    _add_features_offline(fsub)
     rep = sub.add_parser("replay", help="reproduce a logged decision from the scored-event log")
     rep.add_argument("event_id")
     rep.add_argument("--stream", default="transactions", choices=sorted(STREAMS))

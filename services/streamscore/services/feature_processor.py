@@ -19,12 +19,20 @@ input order. For each message, in order:
    (:mod:`.feature_state`), recomputed from fresh state if another process
    touched the same entities meanwhile.
 
+Within a batch, messages are taken in event-time order across partitions:
+each partition's own order is kept and the partition whose next message is
+earliest goes first (labels before events at the same time), as Kafka Streams
+picks records. An entity that is not the topic's key (a terminal, an IP)
+receives events from several partitions; this keeps its windows close to
+event-time order when partitions are consumed unevenly (a backlog, a replay).
+
 Nothing here commits offsets: the caller produces the returned records,
 waits for the broker's acknowledgement, and only then lets the offsets go.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -184,9 +192,22 @@ class FeatureProcessor:
         return [(g, eid) for g in self.label_groups if (eid := entity_id(g, label)) is not None]
 
     # -- steps 2-4 -------------------------------------------------------
+    def _in_time_order(self, items: list[_Item]) -> list[_Item]:
+        """Refusals first, then a merge of the partitions by event time (order within kept)."""
+        refused = [it for it in items if it.decoded is None]
+        per_partition: dict[tuple[str, int], list[tuple[int, int, int, _Item]]] = {}
+        for seq, it in enumerate(items):
+            if it.decoded is not None:
+                rank = 0 if it.msg.topic == self.label_topic else 1
+                key = (it.msg.topic, it.msg.partition)
+                t = to_us(it.decoded.event_time)
+                per_partition.setdefault(key, []).append((t, rank, seq, it))
+        merged = heapq.merge(*per_partition.values(), key=lambda x: (x[0], x[1], x[2]))
+        return refused + [x[3] for x in merged]
+
     async def process(self, batch: Sequence[InMessage]) -> tuple[list[OutRecord], BatchStats]:
-        """The records to produce for ``batch`` (in input order) and what happened."""
-        items = [self._decode(m) for m in batch]
+        """The records to produce for ``batch`` and what happened (see the module docstring)."""
+        items = self._in_time_order([self._decode(m) for m in batch])
         state_keys: list[str] = []
         record_keys: list[str] = []
         for it in items:

@@ -10,7 +10,9 @@ the same time the label is applied first (it had arrived "by then").
 
 A repeated event id yields the vector computed the first time (the stream
 processors do the same from their dedupe record), so duplicates change no
-feature and no training row.
+feature and no training row. Like the processors' dedupe records, the vectors
+are kept for ``dedupe_horizon_s`` of event time (a day by default), so memory
+stays bounded over months of history.
 
 >>> from datetime import UTC, datetime, timedelta
 >>> from streamscore.libs.contracts.events import Transaction
@@ -28,6 +30,7 @@ feature and no training row.
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -48,11 +51,14 @@ from streamscore.libs.windows.timebase import to_us
 class OfflineFeatures:
     """In-memory feature computation for one stream."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, *, dedupe_horizon_s: int = 24 * 3600) -> None:
         self.stream = stream
         self.groups = groups(stream)
         self.states = new_states(stream)
-        self.emitted: dict[str, EventResult] = {}
+        self.horizon_us = dedupe_horizon_s * 1_000_000
+        #: event id -> (event time µs, first result), in arrival order.
+        self.emitted: OrderedDict[str, tuple[int, EventResult]] = OrderedDict()
+        self.newest_us: int | None = None
         self.duplicates = 0
         self.labels: dict[str, int] = {}
 
@@ -61,7 +67,7 @@ class OfflineFeatures:
         seen = self.emitted.get(event.event_id)
         if seen is not None:
             self.duplicates += 1
-            return seen
+            return seen[1]
         states = []
         for g in self.groups:
             eid = entity_id(g, event)
@@ -69,7 +75,14 @@ class OfflineFeatures:
                 raise ValueError(f"{self.stream} event without {g.entity.join_key}")
             states.append(self.states[(g.name, eid)])
         result = apply_event(self.stream, event, *states)
-        self.emitted[event.event_id] = result
+        t = to_us(event.event_time)
+        self.emitted[event.event_id] = (t, result)
+        self.newest_us = t if self.newest_us is None else max(self.newest_us, t)
+        while self.emitted:
+            first_t, _ = next(iter(self.emitted.values()))
+            if first_t >= self.newest_us - self.horizon_us:
+                break
+            self.emitted.popitem(last=False)
         return result
 
     def label(self, label: Any) -> None:
