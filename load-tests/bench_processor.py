@@ -86,16 +86,7 @@ def run(
 ) -> dict[str, Any]:
     settings = Settings()
     ep = endpoints(settings)
-    base = get("small")
-    world = type(base)(
-        name="bench",
-        description="",
-        days=days,
-        logins=None,
-        sensors=None,
-        clicks=None,
-        transactions=base.transactions,
-    )
+    world = get("small").only("transactions").with_days(days)
     records = list(world.records(seed=3))
     events = [r for r in records if isinstance(r.event, Transaction)]
     labels = [r for r in records if isinstance(r.event, Chargeback)]

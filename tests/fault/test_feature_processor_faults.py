@@ -18,12 +18,10 @@ Scenarios, each on transactions replayed at a steady pace:
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -39,11 +37,11 @@ from streamscore.libs.contracts.events import Transaction
 from streamscore.libs.contracts.labels import Chargeback
 from streamscore.libs.simulator.records import SimRecord
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.libs.topics import STREAMS
+from streamscore.services.clients import endpoints, make_producer
 from streamscore.services.feature_verify import run_verify
 from streamscore.services.sim_producer import publish
-from streamscore.services.topics_admin import create_topics
+from tests.processor_runs import create_stream_topics, start_processor, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 S = STREAMS["transactions"]
@@ -116,16 +114,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 
 
 def _world(days: int) -> tuple[list[SimRecord], list[SimRecord]]:
-    base = get("small")
-    world = type(base)(
-        name="fault",
-        description="",
-        days=days,
-        logins=None,
-        sensors=None,
-        clicks=None,
-        transactions=base.transactions,
-    )
+    world = get("small").only("transactions").with_days(days)
     records = list(world.records(seed=8))
     events = [r for r in records if isinstance(r.event, Transaction)]
     labels = [r for r in records if isinstance(r.event, Chargeback)]
@@ -134,27 +123,14 @@ def _world(days: int) -> tuple[list[SimRecord], list[SimRecord]]:
 
 def _topics(settings: Settings) -> str:
     prefix = f"fault-{uuid.uuid4().hex[:8]}."
-    names = [S.input_topic, S.label_topic, S.feature_topic]
-    specs = [TopicSpec(prefix + t, 3, 1) for t in names]
-    specs += [TopicSpec(dlq_topic(prefix + t), 1, 1) for t in names[:2]]
-    create_topics(make_admin(settings), specs)
+    create_stream_topics(settings, "transactions", prefix)
     return prefix
 
 
 def _processor(prefix: str, redis_url: str, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": redis_url}
-    env.pop("STREAMSCORE_METRICS_PORT", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamscore.services.cli",
-        "processor",
-        "--stream",
-        "transactions",
-        "--topic-prefix",
-        prefix,
-    ]
-    return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return start_processor(
+        "transactions", prefix, bootstrap=bootstrap, redis_url=redis_url, log=log
+    )
 
 
 def _oracle(bootstrap: str, prefix: str, ids: set[str], timeout_s: float = 120) -> dict[str, int]:
@@ -243,8 +219,7 @@ def test_redis_killed_and_restarted_mid_stream(
         figures = _oracle(bootstrap, prefix, {e.event.event_id for e in events})
         assert proc.poll() is None, log.read_text()[-3000:]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop(proc)
     print(f"redis restart: {figures}")
     assert figures["lost"] == 0 and figures["conflicting"] == 0
     assert "redis error, retrying" in log.read_text()
@@ -276,9 +251,7 @@ def test_two_processors_one_killed(
         assert procs[1].poll() is None, logs[1].read_text()[-3000:]
     finally:
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(timeout=30)
+            stop(p)
     print(f"two processors, one killed: {figures}")
     assert figures["lost"] == 0 and figures["conflicting"] == 0
     _verify(stack_settings, prefix, len(events))

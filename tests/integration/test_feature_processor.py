@@ -11,10 +11,6 @@ Checks, with the processor running as a real process (``streamscore processor``)
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,11 +32,17 @@ from streamscore.libs.features.definitions import model_features
 from streamscore.libs.features.offline import compute
 from streamscore.libs.simulator.records import SimRecord
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
+from streamscore.libs.topics import STREAMS, dlq_topic
 from streamscore.services.clients import endpoints, make_admin, make_producer
 from streamscore.services.feature_verify import run_verify
 from streamscore.services.sim_producer import publish
-from streamscore.services.topics_admin import create_topics
+from tests.processor_runs import (
+    create_stream_topics,
+    read_all,
+    redis_db_url,
+    start_processor,
+    stop,
+)
 
 pytestmark = pytest.mark.integration
 DAYS = 21
@@ -52,36 +54,8 @@ S = STREAMS["transactions"]
 
 
 def _records() -> list[SimRecord]:
-    base = get("small")
-    scenario = type(base)(
-        name="it",
-        description="",
-        days=DAYS,
-        logins=None,
-        sensors=None,
-        clicks=None,
-        transactions=base.transactions,
-    )
+    scenario = get("small").only("transactions").with_days(DAYS)
     return list(scenario.records(seed=5))
-
-
-def _read_all(bootstrap: str, topic: str, n: int, timeout_s: float = 120.0) -> list[Any]:
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": uuid.uuid4().hex,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    c.subscribe([topic])
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    while len(out) < n and time.monotonic() < deadline:
-        out += [m for m in c.consume(5000, timeout=0.5) if m.error() is None]
-    out += [m for m in c.consume(5000, timeout=1.0) if m.error() is None]
-    c.close()
-    return out
 
 
 def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -100,76 +74,48 @@ def _snapshot(r: redis.Redis) -> dict[bytes, Any]:
 
 
 @pytest.fixture
-def processor_env(stack_settings: Settings) -> Iterator[tuple[str, dict[str, str], redis.Redis]]:
-    ep = endpoints(stack_settings)
-    base_url = ep.redis_url.rsplit("/", 1)[0]
-    url = f"{base_url}/{REDIS_DB}"
+def processor_env(stack_settings: Settings) -> Iterator[tuple[str, str, redis.Redis]]:
+    """A topic prefix and a Redis database of the test's own: ``(prefix, redis url, client)``."""
+    url = redis_db_url(endpoints(stack_settings).redis_url, REDIS_DB)
     r = redis.Redis.from_url(url)
     r.flushdb()
     prefix = f"it-{uuid.uuid4().hex[:8]}."
-    topics = [S.input_topic, S.label_topic, S.feature_topic]
-    specs = [TopicSpec(prefix + t, 3, 1) for t in topics]
-    specs += [TopicSpec(dlq_topic(prefix + t), 1, 1) for t in (S.input_topic, S.label_topic)]
-    create_topics(make_admin(stack_settings), specs)
-    env = {**os.environ, "KAFKA_BOOTSTRAP": ep.kafka_bootstrap, "REDIS_URL": url}
-    env.pop("STREAMSCORE_METRICS_PORT", None)
-    yield prefix, env, r
+    create_stream_topics(stack_settings, "transactions", prefix)
+    yield prefix, url, r
     r.flushdb()
-
-
-def _start(prefix: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamscore.services.cli",
-        "processor",
-        "--stream",
-        "transactions",
-        "--topic-prefix",
-        prefix,
-    ]
-    return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def _stop(p: subprocess.Popen[bytes]) -> None:
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
 
 
 def test_online_equals_offline_and_replay_changes_nothing(
     stack_settings: Settings,
-    processor_env: tuple[str, dict[str, str], redis.Redis],
+    processor_env: tuple[str, str, redis.Redis],
     tmp_path: Path,
 ) -> None:
-    prefix, env, r = processor_env
-    bootstrap = env["KAFKA_BOOTSTRAP"]
+    prefix, url, r = processor_env
+    bootstrap = endpoints(stack_settings).kafka_bootstrap
     records = _records()
     events = [x for x in records if isinstance(x.event, Transaction)]
     labels = [x for x in records if isinstance(x.event, Chargeback)]
     assert len(events) > 15_000 and len(labels) > 50
     producer = make_producer(stack_settings, client_id="it-features")
     group = f"{prefix}streamscore-features-transactions"
-    proc = _start(prefix, env, tmp_path / "processor-1.log")
+    log1 = tmp_path / "processor-1.log"
+    proc = start_processor("transactions", prefix, bootstrap=bootstrap, redis_url=url, log=log1)
     try:
         # Labels first, and consumed, so that every label arrived "by" an event's time
         # is known when the event is processed (the offline path's rule).
         publish(labels, producer, topic_prefix=prefix, progress=lambda _: None)
         deadline = time.monotonic() + 120
         while _committed(bootstrap, group, prefix + S.label_topic, 3) < len(labels):
-            assert time.monotonic() < deadline, (tmp_path / "processor-1.log").read_text()
-            assert proc.poll() is None, (tmp_path / "processor-1.log").read_text()
+            assert time.monotonic() < deadline, log1.read_text()
+            assert proc.poll() is None, log1.read_text()
             time.sleep(0.5)
         poison = b'{"event_id": "bad", "amount": "NaN"}'
         producer.send(prefix + S.input_topic, poison, key=b"C00001")
         publish(events, producer, topic_prefix=prefix, speedup=SPEEDUP, progress=lambda _: None)
-        got = _read_all(bootstrap, prefix + S.feature_topic, len(events))
-        assert proc.poll() is None, (tmp_path / "processor-1.log").read_text()
+        got = read_all(bootstrap, prefix + S.feature_topic, len(events))
+        assert proc.poll() is None, log1.read_text()
     finally:
-        _stop(proc)
+        stop(proc)
     vectors = {}
     for m in got:
         fv = decode(TransactionFeatures, m.value(), max_bytes=1 << 21)
@@ -202,7 +148,7 @@ def test_online_equals_offline_and_replay_changes_nothing(
     # Known labels did reach the terminal risk features.
     assert sum(1 for fv, _ in vectors.values() if (fv.values["terminal_risk_30d"] or 0) > 0) > 100
 
-    dlq = _read_all(bootstrap, dlq_topic(prefix + S.input_topic), 1, timeout_s=20)
+    dlq = read_all(bootstrap, dlq_topic(prefix + S.input_topic), 1, timeout_s=20)
     assert [m.value() for m in dlq] == [poison]
     assert parse_dlq_headers(dlq[0].headers() or []).reason == "wrong_type"
 
@@ -216,11 +162,12 @@ def test_online_equals_offline_and_replay_changes_nothing(
         for p in range(3)
     ]
     admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, parts)])[group].result()
-    proc = _start(prefix, env, tmp_path / "processor-2.log")
+    log2 = tmp_path / "processor-2.log"
+    proc = start_processor("transactions", prefix, bootstrap=bootstrap, redis_url=url, log=log2)
     try:
-        again = _read_all(bootstrap, prefix + S.feature_topic, 2 * len(events))
+        again = read_all(bootstrap, prefix + S.feature_topic, 2 * len(events))
     finally:
-        _stop(proc)
+        stop(proc)
     assert len(again) == 2 * len(events)
     firsts = {m.value() for m in got}
     assert all(m.value() in firsts for m in again), "replayed records are byte-identical"

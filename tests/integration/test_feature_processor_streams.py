@@ -11,10 +11,6 @@ of a second; their mismatch ratio is printed and must stay under 2%.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,11 +22,11 @@ import redis
 from streamscore.libs.config import Settings
 from streamscore.libs.features.definitions import groups
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.libs.topics import STREAMS
+from streamscore.services.clients import endpoints, make_producer
 from streamscore.services.feature_verify import run_verify
 from streamscore.services.sim_producer import publish
-from streamscore.services.topics_admin import create_topics
+from tests.processor_runs import create_stream_topics, redis_db_url, start_processor, stop
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 8
@@ -47,16 +43,7 @@ HOURS = 3
 
 
 def _world(stream: str) -> list[Any]:
-    base = get("small")
-    world = type(base)(
-        name="it",
-        description="",
-        days=1,
-        transactions=None,
-        logins=base.logins if stream == "logins" else None,
-        sensors=base.sensors if stream == "sensor_readings" else None,
-        clicks=base.clicks if stream == "clickstream" else None,
-    )
+    world = get("small").only(stream).with_days(1)
     records = [r for r in world.records(seed=4) if r.topic == STREAMS[stream].input_topic]
     start = records[0].event.event_time
     return [r for r in records if (r.event.event_time - start).total_seconds() < HOURS * 3600]
@@ -66,33 +53,16 @@ def _world(stream: str) -> list[Any]:
 def test_stream_features_online_equal_offline(
     stack_settings: Settings, stream: str, tmp_path: Path
 ) -> None:
-    s = STREAMS[stream]
     ep = endpoints(stack_settings)
-    url = f"{ep.redis_url.rsplit('/', 1)[0]}/{REDIS_DB}"
+    url = redis_db_url(ep.redis_url, REDIS_DB)
     r = redis.Redis.from_url(url)
     r.flushdb()
     prefix = f"it-{uuid.uuid4().hex[:8]}."
-    create_topics(
-        make_admin(stack_settings),
-        [TopicSpec(prefix + t, 3, 1) for t in (s.input_topic, s.feature_topic)]
-        + [TopicSpec(dlq_topic(prefix + s.input_topic), 1, 1)],
-    )
+    create_stream_topics(stack_settings, stream, prefix, labels=False)
     records = _world(stream)
     assert len(records) > 150
-    env = {**os.environ, "KAFKA_BOOTSTRAP": ep.kafka_bootstrap, "REDIS_URL": url}
-    env.pop("STREAMSCORE_METRICS_PORT", None)
     log = tmp_path / "processor.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamscore.services.cli",
-        "processor",
-        "--stream",
-        stream,
-        "--topic-prefix",
-        prefix,
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = start_processor(stream, prefix, bootstrap=ep.kafka_bootstrap, redis_url=url, log=log)
     try:
         time.sleep(3)  # let the group form, so the replay below is consumed as it comes
         producer = make_producer(stack_settings, client_id="it-streams")
@@ -100,8 +70,7 @@ def test_stream_features_online_equal_offline(
         res = run_verify(stack_settings, stream, topic_prefix=prefix, idle_s=8.0)
         assert proc.poll() is None, log.read_text()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop(proc)
         r.flushdb()
     a = res.agreement
     assert a.compared == len(records), log.read_text()[-3000:]

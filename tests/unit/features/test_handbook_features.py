@@ -31,16 +31,7 @@ DELAY = 7
 
 @pytest.fixture(scope="module")
 def month() -> tuple[list[Transaction], list[bool]]:
-    scenario = get("small").with_days(DAYS)
-    scenario = type(scenario)(
-        name="t",
-        description="",
-        days=DAYS,
-        logins=None,
-        sensors=None,
-        clicks=None,
-        transactions=scenario.transactions,
-    )
+    scenario = get("small").only("transactions").with_days(DAYS)
     txs: list[Transaction] = []
     fraud: list[bool] = []
     for r in scenario.records(seed=11):

@@ -50,6 +50,21 @@ class Scenario:
         """The same scenario over another number of days."""
         return replace(self, days=days)
 
+    def only(self, *streams: str) -> Scenario:
+        """The same scenario with only the named streams enabled (each keeps its seed).
+
+        >>> sorted(SCENARIOS["small"].only("logins").streams())
+        ['logins']
+        """
+        keep = set(streams)
+        return replace(
+            self,
+            transactions=self.transactions if "transactions" in keep else None,
+            logins=self.logins if "logins" in keep else None,
+            sensors=self.sensors if "sensor_readings" in keep else None,
+            clicks=self.clicks if "clickstream" in keep else None,
+        )
+
     def streams(self) -> dict[str, StreamFactory]:
         """The enabled streams, each a factory ``(seed, days, start, drifts) -> records``."""
         out: dict[str, StreamFactory] = {}
