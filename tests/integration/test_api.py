@@ -142,5 +142,6 @@ def test_body_limits_and_health(api: tuple[TestClient, str]) -> None:
     assert 400 <= r.status_code < 500
     assert tc.get("/healthz").json() == {"status": "ok"}
     ready = tc.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"redis": True, "kafka": True}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"redis": True, "kafka": True, "models": True}
     assert "streamscore_" in tc.get("/metrics").text or tc.get("/metrics").status_code == 200

@@ -13,7 +13,8 @@ input order. For each message, in order:
    producer's duplicate) re-emits that exact record. Otherwise its features
    are computed (:func:`~streamscore.libs.features.compute.apply_event`), the
    feature-enriched record is built, and it becomes the dedupe record. An
-   event with a non-finite input goes to the DLQ (reason ``semantic``).
+   event with a non-finite or out-of-range input goes to the DLQ (reason
+   ``semantic``).
 4. The batch's writes (state changes, serving vectors of entities whose
    newest event this is, dedupe records) land in one Redis transaction
    (:mod:`.feature_state`), recomputed from fresh state if another process

@@ -116,6 +116,7 @@ def exported_names() -> set[str]:
     StreamMetrics(registry)
     DecisionMetrics(registry)
     FeatureMetrics(registry)
+    ApiMetrics(registry)
     names = {mf.name for mf in registry.collect()}
     # Counters are exported as <name>_total, histograms as <name>_bucket/_count/_sum.
     suffixes = ("", "_total", "_bucket", "_count", "_sum", "_created")
@@ -210,5 +211,30 @@ class FeatureMetrics:
             "streamscore_feature_mismatch_ratio",
             "Share of events whose online value differs from the offline recomputation.",
             ["stream", "feature"],
+            registry=registry,
+        )
+
+
+class ApiMetrics:
+    """Metrics of the HTTP API's synchronous scoring (route = the stream: a closed set)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.requests = Counter(
+            "streamscore_api_score_requests_total",
+            "Synchronous scoring requests by stream and HTTP status.",
+            ["stream", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "streamscore_api_score_seconds",
+            "Synchronous scoring: request received to response ready (decisions acknowledged).",
+            ["stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.events = Counter(
+            "streamscore_api_scored_events_total",
+            "Events decided through the API, by how their features were obtained.",
+            ["stream", "features"],
             registry=registry,
         )

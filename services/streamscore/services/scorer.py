@@ -106,6 +106,12 @@ class Scorer:
             self._model, self._explainer = model, explainer
         self._publish_model(old, model)
 
+    @property
+    def model_version(self) -> str | None:
+        """The version of the model serving now (``None``: no model, the degraded path)."""
+        with self._lock:
+            return None if self._model is None else self._model.version
+
     def refresh_policy(self) -> None:
         """Adopt the store's active policy if it changed (at most every ``policy_refresh_s``).
 

@@ -52,7 +52,7 @@ import pytest
 from streamscore.libs.contracts.base import Event
 from streamscore.libs.contracts.codec import decode
 from streamscore.libs.contracts.events import Click, ClickAction, Login, SensorReading
-from streamscore.libs.features.compute import EventResult
+from streamscore.libs.features.compute import EventResult, zscore
 from streamscore.libs.features.definitions import groups, model_features
 from streamscore.libs.features.offline import compute
 from streamscore.libs.simulator.scenario import Scenario, get
@@ -335,9 +335,7 @@ def _group_step(
         elif f.agg == "zscore":
             x = current.inputs[f.name]
             others = _values(_in_window(history, read_t, f.window_s), f.name)
-            m, sd = _mean(others), _std(others)
-            ok = x is not None and m is not None and sd is not None and sd != 0.0
-            out[f.name] = (x - m) / sd if ok else None  # type: ignore[operator]
+            out[f.name] = zscore(x, _mean(others), _std(others))
     # 2. Add (unless late), 3. read everything else.
     if not late:
         history.append(current)

@@ -8,7 +8,7 @@ construction. Per group, in order (``t`` is the event time):
 1. *Before* the event is added: ``since_last`` (seconds since the entity's
    previous event, missing if none within the window), ``zscore`` (the value
    against the window's other values; missing with fewer than 2 values or no
-   spread) and the derived ``gap_s`` of clickstream sessions.
+   spread, :func:`zscore`) and the derived ``gap_s`` of clickstream sessions.
 2. The event is added to every input (:mod:`.plan`). An event more than the
    grace period behind the entity's newest event is **late**: it is not merged
    (counted in :attr:`GroupResult.late`), and its features are read at the
@@ -58,6 +58,11 @@ from streamscore.libs.windows.timebase import to_us
 from streamscore.libs.windows.window import Window
 
 _US = 1_000_000
+#: The largest magnitude a numeric input may have (sums of squares of a million
+#: such values stay finite, and every aggregate fits the model's float32 input).
+MAX_ABS_INPUT = 1e15
+#: Below this deviation relative to the values' magnitude, a window has no spread.
+MIN_RELATIVE_SPREAD = 1e-12
 #: Aggregates that are a measured 0 on an empty window.
 _ZERO_WHEN_EMPTY = frozenset({"count", "sum", "distinct"})
 
@@ -194,10 +199,25 @@ def _pre_reads(
             assert f.field is not None
             x = input_value(event, f.field, derived)
             m = state.engines[f.field].read(read_t, window_of(f))
-            mean, sd = m.mean, m.std
-            ok = x is not None and mean is not None and sd is not None and sd != 0.0
-            pre[f.name] = (x - mean) / sd if ok else None  # type: ignore[operator]
+            pre[f.name] = zscore(x, m.mean, m.std)
     return pre
+
+
+def zscore(x: float | None, mean: float | None, sd: float | None) -> float | None:
+    """``(x - mean) / sd``; missing without values or spread.
+
+    A deviation at most :data:`MIN_RELATIVE_SPREAD` of the values' magnitude is
+    roundoff, not spread: the z-score is missing then, so it never explodes
+    (and never overflows the model's float32 input).
+
+    >>> zscore(12.0, 10.0, 2.0), zscore(12.0, 10.0, 0.0), zscore(1e9, 5e-324, 5e-324)
+    (1.0, None, None)
+    """
+    if x is None or mean is None or sd is None:
+        return None
+    if sd <= MIN_RELATIVE_SPREAD * max(abs(mean), abs(x)):
+        return None
+    return (x - mean) / sd
 
 
 def _add(
@@ -280,11 +300,30 @@ def apply_group(plan: GroupPlan, state: GroupState, event: Any, t: int) -> Group
 
 
 def check_finite(event: Event) -> None:
-    """Refuse an event with a non-finite number before any state changes."""
+    """Refuse an event with a non-finite or out-of-range number before any state changes.
+
+    Beyond :data:`MAX_ABS_INPUT` a value would overflow the windows' sums of
+    squares or the model's float32 input (a sensor reading of 1e300 is finite
+    in JSON, not in a variance).
+
+    >>> from datetime import UTC, datetime
+    >>> from streamscore.libs.contracts.events import SensorReading
+    >>> reading = SensorReading(event_id="e", event_time=datetime(2026, 1, 1, tzinfo=UTC),
+    ...     machine_id="m", sensor_id="s", machine_type="pump", sensor_type="temperature",
+    ...     value=1e300)
+    >>> try:
+    ...     check_finite(reading)
+    ... except FeatureInputError as err:
+    ...     print(err.reason, err.field)
+    out_of_range value
+    """
     for name in event.__struct_fields__:
         v = getattr(event, name)
-        if isinstance(v, float) and not math.isfinite(v):
-            raise FeatureInputError("non_finite_value", name, repr(v))
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise FeatureInputError("non_finite_value", name, repr(v))
+            if abs(v) > MAX_ABS_INPUT:
+                raise FeatureInputError("out_of_range", name, repr(v))
 
 
 def apply_event(stream: str, event: Event, *states: GroupState) -> EventResult:

@@ -3,7 +3,8 @@
 Every route under ``/v1/admin`` needs a bearer token with the ``admin`` scope
 and writes an audit event; bodies larger than ``max_body_bytes`` are refused
 with 413 before they are read; validation errors are 422 with the field, never
-a 500. The synchronous scoring route joins when the online feature reads land.
+a 500. ``POST /v1/score/<stream>`` (:mod:`.score`) decides events synchronously
+through the stream path's own feature computation and scorer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from streamscore.libs.config import Settings
 from streamscore.services.api.admin import admin_router
 from streamscore.services.api.auth import AuthError
+from streamscore.services.api.score import SyncScoring
+from streamscore.services.api.score_route import score_router
 from streamscore.services.stack import StackError, wait_kafka_ready
 
 MAX_BODY_BYTES = 256 * 1024
@@ -31,8 +34,12 @@ def create_app(
     kafka_bootstrap: str | None = None,
     registry: CollectorRegistry = REGISTRY,
     max_body_bytes: int = MAX_BODY_BYTES,
+    scoring: SyncScoring | None = None,
 ) -> FastAPI:
-    """Build the app around injected clients (tests pass real ones on the local stack)."""
+    """Build the app around injected clients (tests pass real ones on the local stack).
+
+    Without ``scoring`` the app serves administration only (no scoring routes).
+    """
     app = FastAPI(title="streamscore", version="0.1.0")
 
     @app.middleware("http")
@@ -70,13 +77,20 @@ def create_app(
                 checks["kafka"] = True
             except StackError:
                 checks["kafka"] = False
+        # A stream started with a model must still have one; one started without
+        # a model decides on its degraded path by design (reported, not failed).
+        models = scoring.models() if scoring is not None else {}
+        expected = scoring.with_model if scoring is not None else frozenset()
+        checks["models"] = all(models.get(s) is not None for s in expected)
         ready = all(checks.values())
         response.status_code = 200 if ready else 503
-        return {"ready": ready, "checks": checks}
+        return {"ready": ready, "checks": checks, "models": models}
 
     @app.get("/metrics")
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(admin_router(settings, redis_client))
+    if scoring is not None:
+        app.include_router(score_router(settings, redis_client, scoring))
     return app

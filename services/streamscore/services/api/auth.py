@@ -12,6 +12,7 @@ Verification (FAULTS S3):
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -60,16 +61,37 @@ def issue_token(key: str, subject: str, scopes: Sequence[str], *, ttl_s: int = 3
 
 
 class Revocations:
-    """Revoked token ids, in a Redis set shared by every API process."""
+    """Revoked token ids, in a Redis set shared by every API process.
 
-    def __init__(self, client: redis.Redis) -> None:
+    Each process reads the whole set at most every ``refresh_s`` seconds (one
+    round trip per interval, not per request), so a revocation made by another
+    process applies within ``refresh_s``; one made here applies at once. When
+    Redis cannot be read the last set read stays in force (counted in
+    ``refresh_errors``): a Redis outage must not turn every request into a 500
+    while scoring goes on in degraded mode.
+    """
+
+    def __init__(self, client: redis.Redis, *, refresh_s: float = 1.0) -> None:
         self.client = client
+        self.refresh_s = refresh_s
+        self._revoked: set[str] = set()
+        self._read_at = -math.inf
+        self.refresh_errors = 0
 
     def revoke(self, token_id: str) -> None:
         self.client.sadd(REVOKED_KEY, token_id)
+        self._revoked.add(token_id)
 
     def is_revoked(self, token_id: str) -> bool:
-        return bool(self.client.sismember(REVOKED_KEY, token_id))
+        now = time.monotonic()
+        if now - self._read_at >= self.refresh_s:
+            self._read_at = now
+            try:
+                members = self.client.smembers(REVOKED_KEY)
+                self._revoked = {m.decode() if isinstance(m, bytes) else m for m in members}  # type: ignore[union-attr]
+            except redis.RedisError:
+                self.refresh_errors += 1
+        return token_id in self._revoked
 
 
 def authenticate(authorization: str | None, key: str, revocations: Revocations) -> Principal:

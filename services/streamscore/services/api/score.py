@@ -1,0 +1,317 @@
+"""Synchronous scoring: ``POST /v1/score/{stream}`` — the stream path, for one request.
+
+For callers that cannot use Kafka. A request is one event (a JSON object) or a
+batch (a JSON array of at most :data:`MAX_BATCH` events) of the stream's input
+contract. It goes through the very code of the stream path:
+
+1. Every event is decoded against the stream's contract. One refusal refuses the
+   whole request (422, naming each bad event's index, reason and field): nothing
+   of a bad request is applied.
+2. The feature processor's computation (:class:`FeatureProcessor`) runs on the
+   events against the Redis state, as if they had come in on ``events.<stream>``:
+   windows are updated and each event's feature record is kept as its dedupe
+   record. An event already processed (by the stream or an earlier request)
+   gets its recorded features back: a retried request changes no aggregate and
+   gets the same decision for the same model and policy. An event the feature
+   computation refuses (a non-finite value) refuses the request (422).
+3. The scorer's handler (:class:`Scorer`) decides: same model, policy, degraded
+   rules and reasons as ``streamscore scorer``.
+4. Decisions go to ``decisions.<stream>`` and scored-event records to
+   ``scored.<stream>``, and the response waits for the broker's acknowledgement
+   of both: a decision the caller sees is one the log holds (the label joiner,
+   training and audit read it). Not acknowledged in time: 503, and the retry is
+   safe by step 2.
+
+When Redis is unavailable or slow (its error or timeout), step 2 is skipped and
+the events are decided on the degraded path: every feature group ``ERROR``, all
+values missing, so the policy's degraded rules decide and the decision says so.
+Those events are not applied to the windows (the stream path applies them if
+they are also published to ``events.<stream>``). Known limit: a Redis timeout
+while the write itself is in flight can leave the event applied although it was
+decided degraded; a retry of that request would then get the feature-based
+decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import msgspec
+from prometheus_client import REGISTRY, CollectorRegistry
+from redis.exceptions import RedisError
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.base import Event
+from streamscore.libs.contracts.codec import decode
+from streamscore.libs.contracts.dlq import parse_dlq_headers
+from streamscore.libs.contracts.errors import ContractError
+from streamscore.libs.contracts.features import FeatureVector
+from streamscore.libs.contracts.registry import contract_for
+from streamscore.libs.features.compute import FeatureInputError, check_finite, event_features
+from streamscore.libs.features.definitions import groups
+from streamscore.libs.policy.spec import Policy, PolicyError
+from streamscore.libs.scoring.decide import Explainer, ScoreModel
+from streamscore.libs.topics import STREAMS
+from streamscore.services.async_delivery import AsyncDelivery, DeliveryError
+from streamscore.services.clients import endpoints, make_redis
+from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
+from streamscore.services.feature_state import ConflictLimitError, FeatureStateStore
+from streamscore.services.metrics import ApiMetrics, DecisionMetrics
+from streamscore.services.policy_store import PolicyStore
+from streamscore.services.scorer import Scorer, default_policy
+from streamscore.services.stream_processor import Decoded
+
+#: The largest batch one request may carry.
+MAX_BATCH = 256
+#: How long the response waits for the broker to acknowledge the decisions.
+DELIVERY_TIMEOUT_S = 5.0
+
+
+class ScoreRequestError(Exception):
+    """A request that cannot be scored: HTTP status and a JSON-able body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class StreamScoring:
+    """What one stream needs: its feature computation and its scorer."""
+
+    features: FeatureProcessor
+    scorer: Scorer
+
+
+class SyncScoring:
+    """The synchronous scoring of every stream (steps 1-4 of the module docstring)."""
+
+    def __init__(
+        self,
+        streams: Mapping[str, StreamScoring],
+        delivery: AsyncDelivery,
+        *,
+        metrics: ApiMetrics | None = None,
+        max_bytes: int = 1024 * 1024,
+        delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
+    ) -> None:
+        self.streams = streams
+        self.delivery = delivery
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self.delivery_timeout_s = delivery_timeout_s
+        #: The streams that were given a model (readiness expects one serving).
+        self.with_model = frozenset(s for s, v in self.models().items() if v is not None)
+
+    def models(self) -> dict[str, str | None]:
+        """The model version serving each stream (``None``: the degraded path decides)."""
+        return {s: sc.scorer.model_version for s, sc in self.streams.items()}
+
+    async def score(self, stream: str, body: bytes) -> bytes:
+        """The JSON response for ``body``: one decision, or ``{"decisions": [...]}``."""
+        start = time.perf_counter()
+        status = 200
+        try:
+            return await self._score(stream, body)
+        except ScoreRequestError as exc:
+            status = exc.status
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.requests.labels(stream, str(status)).inc()
+                self.metrics.latency.labels(stream).observe(time.perf_counter() - start)
+
+    async def _score(self, stream: str, body: bytes) -> bytes:
+        s = self.streams[stream]
+        batch, items = _split(body)
+        events = self._decode(stream, items)  # step 1
+        now_ms = int(time.time() * 1000)
+        key_field = STREAMS[stream].key_field
+        msgs = [
+            InMessage(
+                s.features.event_topic,
+                0,
+                i,
+                str(getattr(ev, key_field)).encode(),
+                bytes(raw),
+                now_ms,
+            )
+            for i, (ev, raw) in enumerate(zip(events, items, strict=True))
+        ]
+        vectors, how = await self._features(s.features, events, msgs)  # step 2
+        decoded = [
+            Decoded(s.features.feature_topic, 0, m.offset, m.key, now_ms, v)
+            for m, v in zip(msgs, vectors, strict=True)
+        ]
+        outputs = s.scorer.handle(decoded)  # step 3
+        try:  # step 4
+            await self.delivery.send(
+                [(o.topic, o.key, o.value) for o in outputs], timeout_s=self.delivery_timeout_s
+            )
+        except DeliveryError as exc:
+            raise ScoreRequestError(
+                503, {"detail": f"decisions not acknowledged by Kafka: {exc}"}
+            ) from exc
+        if self.metrics is not None:
+            self.metrics.events.labels(stream, how).inc(len(events))
+        decision_topic = s.scorer.prefix + s.scorer.stream.decision_topic
+        decisions = [o.value for o in outputs if o.topic == decision_topic]
+        if not batch:
+            return decisions[0]
+        return b'{"decisions":[' + b",".join(decisions) + b"]}"
+
+    def _decode(self, stream: str, items: Sequence[msgspec.Raw]) -> list[Event]:
+        contract = contract_for(STREAMS[stream].input_topic)
+        events: list[Event] = []
+        errors: list[dict[str, Any]] = []
+        for i, raw in enumerate(items):
+            try:
+                events.append(
+                    cast(Event, decode(contract.type, bytes(raw), max_bytes=self.max_bytes))
+                )
+            except ContractError as err:
+                errors.append(_error(i, err.reason, err.field, err.detail))
+        if errors:
+            raise ScoreRequestError(422, {"detail": "events refused", "errors": errors})
+        return events
+
+    async def _features(
+        self, fp: FeatureProcessor, events: list[Event], msgs: list[InMessage]
+    ) -> tuple[list[FeatureVector], str]:
+        try:
+            out, _stats = await fp.process(msgs)
+        except (RedisError, OSError, ConflictLimitError):
+            return [_unavailable(fp, i, ev) for i, ev in enumerate(events)], "store_unavailable"
+        errors = [
+            _error(i, h.reason, h.field, h.detail)
+            for i, r in enumerate(out)
+            if r.topic != fp.feature_topic
+            for h in [parse_dlq_headers(r.headers)]
+        ]
+        if errors:
+            raise ScoreRequestError(422, {"detail": "events refused", "errors": errors})
+        vectors = [
+            cast(FeatureVector, decode(fp.feature_type, r.value, max_bytes=self.max_bytes))
+            for r in out
+        ]
+        return vectors, "store"
+
+    def close(self) -> None:
+        self.delivery.close()
+
+
+def _split(body: bytes) -> tuple[bool, list[msgspec.Raw]]:
+    """``(is_batch, items)``: a JSON array is a batch, anything else one event."""
+    text = body.lstrip()
+    if not text.startswith(b"["):
+        return False, [msgspec.Raw(body)]
+    try:
+        items = msgspec.json.decode(text, type=list[msgspec.Raw])
+    except msgspec.DecodeError as exc:
+        raise ScoreRequestError(422, {"detail": f"not a JSON array of events: {exc}"}) from exc
+    if not items:
+        raise ScoreRequestError(422, {"detail": "empty batch"})
+    if len(items) > MAX_BATCH:
+        raise ScoreRequestError(
+            422, {"detail": f"batch of {len(items)} events; at most {MAX_BATCH}"}
+        )
+    return True, items
+
+
+def _error(index: int, reason: str, field: str | None, detail: str) -> dict[str, Any]:
+    return {"index": index, "reason": reason, "field": field, "detail": detail}
+
+
+def _unavailable(fp: FeatureProcessor, index: int, event: Event) -> FeatureVector:
+    """The store could not be read: the event's own features, every group ``ERROR``.
+
+    A non-finite input is refused here as the feature computation would (422).
+    """
+    try:
+        check_finite(event)
+    except FeatureInputError as err:
+        raise ScoreRequestError(
+            422,
+            {
+                "detail": "events refused",
+                "errors": [_error(index, "semantic", f"$.{err.field}", err.detail)],
+            },
+        ) from err
+    gs = groups(fp.stream)
+    values = event_features(fp.stream, event)
+    values.update(dict.fromkeys((n for g in gs for n in g.feature_names), None))
+    vector = fp.feature_type(
+        event=event,
+        values=values,
+        feature_statuses=dict.fromkeys((g.name for g in gs), "ERROR"),
+        feature_freshness=dict.fromkeys((g.name for g in gs), None),
+        computed_at=datetime.now(tz=UTC),
+        schema_hash=fp.schema_hash,
+    )
+    return cast(FeatureVector, vector)
+
+
+def build_sync_scoring(
+    settings: Settings,
+    models: Mapping[str, tuple[ScoreModel, Explainer | None]],
+    *,
+    streams: Sequence[str] = tuple(STREAMS),
+    topic_prefix: str = "",
+    registry: CollectorRegistry = REGISTRY,
+    store_timeout_s: float = 0.25,
+) -> SyncScoring:
+    """Synchronous scoring of ``streams`` on the settings' Kafka and Redis.
+
+    ``models`` maps a stream to its verified model and explainer; a stream
+    without one decides on the policy's degraded path (no score), like a
+    scorer started without a model. The Redis timeout is short on purpose: a
+    slow store sends requests to the degraded path instead of holding them.
+    """
+    import redis.asyncio as aioredis  # noqa: PLC0415
+
+    ep = endpoints(settings)
+    client = aioredis.Redis.from_url(
+        ep.redis_url, socket_timeout=store_timeout_s, socket_connect_timeout=store_timeout_s
+    )
+    state = FeatureStateStore(client, decode_state)
+    policies = PolicyStore(make_redis(settings))
+    decision_metrics = DecisionMetrics(registry)
+    per_stream = {}
+    for stream in streams:
+        model, explainer = models.get(stream, (None, None))
+        per_stream[stream] = StreamScoring(
+            FeatureProcessor(
+                stream,
+                state,
+                service="api",
+                topic_prefix=topic_prefix,
+                max_bytes=settings.max_message_bytes,
+            ),
+            Scorer(
+                stream,
+                policy=policies_active_or_default(policies, stream),
+                model=model,
+                explainer=explainer,
+                topic_prefix=topic_prefix,
+                metrics=decision_metrics,
+                policy_source=lambda s=stream: policies.active(s),  # type: ignore[misc]
+            ),
+        )
+    delivery = AsyncDelivery(ep.kafka_bootstrap, client_id="api-score")
+    return SyncScoring(
+        per_stream, delivery, metrics=ApiMetrics(registry), max_bytes=settings.max_message_bytes
+    )
+
+
+def policies_active_or_default(policies: PolicyStore, stream: str) -> Policy:
+    """The stream's active policy in the store, else the shipped one (store unreadable too)."""
+    try:
+        active = policies.active(stream)
+    except (RedisError, PolicyError):
+        active = None
+    return active or default_policy(stream)
