@@ -108,7 +108,7 @@ def catalogue(
         add(s.decision_topic, base, f"{s.name} decisions for consumers")
         add(s.label_topic, labels, f"delayed labels for {s.name}")
         add(s.scored_log_topic, labels, f"scored-event log of {s.name} (training and audit)")
-        for source in (s.input_topic, s.feature_topic, s.label_topic):
+        for source in (s.input_topic, s.feature_topic, s.label_topic, s.scored_log_topic):
             add(dlq_topic(source), dlq, f"dead letters of {source}")
     for name in ALERT_TOPICS:
         add(name, base, "monitor alerts", parts=1)

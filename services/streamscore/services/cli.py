@@ -268,6 +268,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if result.identical else 1
 
 
+def cmd_scored_sink(args: argparse.Namespace) -> int:
+    from streamscore.libs.scored_log.segments import RollPolicy  # noqa: PLC0415
+    from streamscore.services.scored_sink import run_scored_sink, summary  # noqa: PLC0415
+
+    def ready(topic: str, group: str) -> None:
+        print(f"scored-sink {args.stream}: {topic} -> {args.out}, group {group}", flush=True)
+
+    stats = run_scored_sink(
+        _settings(),
+        args.stream,
+        Path(args.out),
+        topic_prefix=args.topic_prefix,
+        policy=RollPolicy(max_rows=args.max_rows, max_age_s=args.max_age),
+        on_ready=ready,
+    )
+    print(f"scored-sink {args.stream}: {summary(stats)}")
+    return 0
+
+
+def _add_scored_sink_command(sub: Any) -> None:
+    """``scored-sink``: the scored-event log to durable Parquet files per day."""
+    sink = sub.add_parser(
+        "scored-sink", help="write scored.<stream> to Parquet files per UTC day until stopped"
+    )
+    sink.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    sink.add_argument("--out", required=True, help="root folder (files in OUT/<stream>/date=...)")
+    sink.add_argument("--topic-prefix", default="", help="namespace of topics and group")
+    sink.add_argument("--max-rows", type=int, default=50_000, help="rows per segment at most")
+    sink.add_argument("--max-age", type=float, default=5.0, help="seconds before a file closes")
+    sink.set_defaults(func=cmd_scored_sink)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamscore.services.bench import run_bench  # noqa: PLC0415
 
@@ -349,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
     _add_data_and_service_commands(sub)
+    _add_scored_sink_command(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
