@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from streamscore.libs.contracts.features import TransactionFeatures
 from streamscore.libs.contracts.samples import sample_events
 from streamscore.libs.features.definitions import feature_schema_hash, model_features
-from streamscore.libs.model.export import export_model
+from streamscore.libs.model.synthetic import synthetic_rows, train_synthetic_model
 from streamscore.services.scorer import Scorer, default_policy, load_model
 from streamscore.services.stream_processor import Decoded
 
@@ -41,37 +40,21 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return vars(p.parse_args(argv))
 
 
-def _rows(rng: np.random.Generator, n: int) -> np.ndarray:
-    X = rng.gamma(2.0, 2.0, size=(n, len(NAMES))).astype(np.float32)
-    X[:, 0] = rng.lognormal(3.5, 1.0, size=n)
-    X[rng.random(X.shape) < 0.05] = np.nan
-    return X
-
-
 def run(events: int = 50_000, batch: int = 256, trees: int = 100, depth: int = 5) -> dict[str, Any]:
-    rng = np.random.default_rng(0)
-    X_train = _rows(rng, 20_000)
-    amount = np.nan_to_num(X_train[:, 0])
-    y = (rng.random(len(X_train)) < 1 / (1 + np.exp(-(amount / 60 - 4)))).astype(int)
-    model = xgb.XGBClassifier(n_estimators=trees, max_depth=depth, n_jobs=1, random_state=0)
-    model.fit(X_train, y)
+    rng = np.random.default_rng(1)
     policy = default_policy("transactions")
     with tempfile.TemporaryDirectory() as tmp:
-        export_model(
-            model,
+        train_synthetic_model(
             Path(tmp),
-            model_name="bench",
-            model_version="bench-1",
-            stream="transactions",
-            feature_names=NAMES,
-            trained_from=datetime(2026, 1, 1, tzinfo=UTC),
-            trained_to=datetime(2026, 2, 1, tzinfo=UTC),
-            golden=X_train[:2000],
+            name="bench",
+            version="bench-1",
             thresholds=policy.thresholds,
+            trees=trees,
+            depth=depth,
         )
         session, reasons = load_model(Path(tmp), "transactions")
 
-    X = _rows(rng, events)
+    X = synthetic_rows(rng, events)
     now = datetime.now(tz=UTC)
     decoded = []
     for i, ev in enumerate(sample_events("transactions", events, seed=3)):

@@ -15,14 +15,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from streamscore.libs.config import Settings
-from streamscore.libs.features.definitions import model_features
+from streamscore.libs.model.synthetic import synthetic_rows, train_synthetic_model
 
 
 def _docker_available() -> bool:
@@ -83,37 +82,19 @@ def repo_root() -> Path:
 
 def transaction_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     """Model inputs in the transaction feature order: amounts log-normal, 5% missing."""
-    names = model_features("transactions")
-    X = rng.gamma(2.0, 2.0, size=(n, len(names))).astype(np.float32)
-    X[:, names.index("tx_amount")] = rng.lognormal(3.5, 1.0, size=n)
-    X[rng.random(X.shape) < 0.05] = np.nan
-    return X
+    return synthetic_rows(rng, n)
 
 
 @pytest.fixture(scope="session")
 def transaction_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real XGBoost model on the transaction features, exported to ONNX behind the gate."""
-    import xgboost as xgb
-
-    from streamscore.libs.model.export import export_model
     from streamscore.services.scorer import default_policy
 
-    rng = np.random.default_rng(0)
-    X = transaction_rows(rng, 20_000)
-    amount = np.nan_to_num(X[:, model_features("transactions").index("tx_amount")])
-    y = (rng.random(len(X)) < 1 / (1 + np.exp(-(amount / 60 - 4)))).astype(int)
-    model = xgb.XGBClassifier(n_estimators=60, max_depth=4, n_jobs=1, random_state=0).fit(X, y)
     out = tmp_path_factory.mktemp("model")
-    export_model(
-        model,
+    train_synthetic_model(
         out,
-        model_name="tx-fraud",
-        model_version="tx-fraud-it-1",
-        stream="transactions",
-        feature_names=model_features("transactions"),
-        trained_from=datetime(2026, 1, 1, tzinfo=UTC),
-        trained_to=datetime(2026, 2, 1, tzinfo=UTC),
-        golden=X[:2000],
+        name="tx-fraud",
+        version="tx-fraud-it-1",
         thresholds=default_policy("transactions").thresholds,
     )
     return out

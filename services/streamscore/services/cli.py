@@ -227,14 +227,31 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
     from streamscore.services.api.app import create_app  # noqa: PLC0415
+    from streamscore.services.api.score import build_sync_scoring  # noqa: PLC0415
     from streamscore.services.clients import endpoints, make_redis  # noqa: PLC0415
+    from streamscore.services.scorer import load_model  # noqa: PLC0415
 
     settings = _settings()
+    models = {}
+    for spec in args.model:
+        stream, sep, folder = spec.partition("=")
+        if not sep or stream not in STREAMS:
+            raise SystemExit(f"--model wants STREAM=FOLDER with STREAM in {sorted(STREAMS)}")
+        models[stream] = load_model(Path(folder), stream)  # refused: the API does not start
+    scoring = build_sync_scoring(settings, models, topic_prefix=args.topic_prefix)
     app = create_app(
-        settings, make_redis(settings), kafka_bootstrap=endpoints(settings).kafka_bootstrap
+        settings,
+        make_redis(settings),
+        kafka_bootstrap=endpoints(settings).kafka_bootstrap,
+        scoring=scoring,
     )
+    served = ", ".join(f"{s}={v or 'degraded path'}" for s, v in scoring.models().items())
     print(f"API on http://127.0.0.1:{args.port} (docs at /docs, metrics at /metrics)")
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    print(f"scoring: POST /v1/score/<stream> — {served}")
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    finally:
+        scoring.close()
     return 0
 
 
@@ -306,8 +323,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.name, as_json=args.json, extra=args.extra)
 
 
+def _add_api_command(sub: Any) -> None:
+    """``api``: the HTTP API (sync scoring, administration)."""
+    api = sub.add_parser("api", help="serve the HTTP API on 127.0.0.1")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="STREAM=FOLDER",
+        help="model folder serving a stream's sync scoring (repeatable; none: degraded path)",
+    )
+    api.add_argument("--topic-prefix", default="", help="namespace of the decision topics")
+    api.set_defaults(func=cmd_api)
+
+
 def _add_data_and_service_commands(sub: Any) -> None:
-    """``simulate``, ``produce``, ``processor``, ``scorer``, ``api`` and ``token``."""
+    """``simulate``, ``produce``, ``processor``, ``scorer`` and ``token``."""
     sim = sub.add_parser("simulate", help="write a scenario's streams to Parquet files")
     sim.add_argument("--scenario", default="default")
     sim.add_argument("--days", type=int, default=None, help="override the scenario's days")
@@ -348,9 +380,6 @@ def _add_data_and_service_commands(sub: Any) -> None:
     rep.add_argument("--model", help="folder of the model version that decided")
     rep.add_argument("--topic-prefix", default="")
     rep.set_defaults(func=cmd_replay)
-    api = sub.add_parser("api", help="serve the HTTP API on 127.0.0.1")
-    api.add_argument("--port", type=int, default=8080)
-    api.set_defaults(func=cmd_api)
     token = sub.add_parser("token", help="issue a bearer token signed with the API key")
     token.add_argument("--subject", required=True)
     token.add_argument("--scopes", default="score", help="comma-separated: score,admin")
@@ -382,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     _add_data_and_service_commands(sub)
     _add_scored_sink_command(sub)
+    _add_api_command(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

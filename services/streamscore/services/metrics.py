@@ -238,3 +238,10 @@ class ApiMetrics:
             ["stream", "features"],
             registry=registry,
         )
+        self.batch = Histogram(
+            "streamscore_api_score_batch_events",
+            "Events decided together (concurrent requests coalesced into one batch).",
+            ["stream"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )

@@ -4,16 +4,16 @@ For callers that cannot use Kafka. A request is one event (a JSON object) or a
 batch (a JSON array of at most :data:`MAX_BATCH` events) of the stream's input
 contract. It goes through the very code of the stream path:
 
-1. Every event is decoded against the stream's contract. One refusal refuses the
-   whole request (422, naming each bad event's index, reason and field): nothing
-   of a bad request is applied.
+1. Every event is decoded against the stream's contract and checked as the
+   feature computation would (non-finite or out-of-range numbers). One refusal
+   refuses the whole request (422, naming each bad event's index, reason and
+   field): nothing of a bad request is applied.
 2. The feature processor's computation (:class:`FeatureProcessor`) runs on the
    events against the Redis state, as if they had come in on ``events.<stream>``:
    windows are updated and each event's feature record is kept as its dedupe
    record. An event already processed (by the stream or an earlier request)
    gets its recorded features back: a retried request changes no aggregate and
-   gets the same decision for the same model and policy. An event the feature
-   computation refuses (a non-finite value) refuses the request (422).
+   gets the same decision for the same model and policy.
 3. The scorer's handler (:class:`Scorer`) decides: same model, policy, degraded
    rules and reasons as ``streamscore scorer``.
 4. Decisions go to ``decisions.<stream>`` and scored-event records to
@@ -21,6 +21,9 @@ contract. It goes through the very code of the stream path:
    of both: a decision the caller sees is one the log holds (the label joiner,
    training and audit read it). Not acknowledged in time: 503, and the retry is
    safe by step 2.
+
+Steps 2-4 run for concurrent requests together (:class:`_Coalescer`): what
+queued while the previous batch was decided goes as one batch.
 
 When Redis is unavailable or slow (its error or timeout), step 2 is skipped and
 the events are decided on the degraded path: every feature group ``ERROR``, all
@@ -34,6 +37,7 @@ decision.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,8 +92,58 @@ class StreamScoring:
     scorer: Scorer
 
 
+@dataclass
+class _Request:
+    """One request's events, waiting in its stream's queue, and where its answer goes."""
+
+    events: list[Event]
+    raws: list[bytes]
+    answer: asyncio.Future[tuple[list[bytes], str]]
+
+
+class _Coalescer:
+    """One stream's decision loop: concurrent requests decided together (steps 2-4).
+
+    Requests queue up while a batch is being decided, and the next batch takes
+    everything queued (up to :data:`MAX_BATCH` events) at once: one Redis
+    transaction, one model call, one round of Kafka acknowledgements for all of
+    them. An idle API answers a lone request at once (nothing waits to fill a
+    batch); a busy one amortises the round trips, and the requests of one
+    process never conflict with each other on a shared entity (a terminal).
+    """
+
+    def __init__(self, stream: str, parent: SyncScoring) -> None:
+        self.stream = stream
+        self.parent = parent
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self.task = self.loop.create_task(self._run(), name=f"score-{stream}")
+
+    async def _run(self) -> None:
+        while True:
+            first = await self.queue.get()
+            batch, n = [first], len(first.events)
+            while not self.queue.empty() and n < MAX_BATCH:
+                nxt = self.queue.get_nowait()
+                batch.append(nxt)
+                n += len(nxt.events)
+            live = [r for r in batch if not r.answer.done()]  # a cancelled caller left
+            if not live:
+                continue
+            try:
+                answers, how = await self.parent.decide(self.stream, live)
+            except Exception as exc:  # every waiting caller hears of it; the loop goes on
+                for r in live:
+                    if not r.answer.done():
+                        r.answer.set_exception(exc)
+                continue
+            for r, a in zip(live, answers, strict=True):
+                if not r.answer.done():
+                    r.answer.set_result((a, how))
+
+
 class SyncScoring:
-    """The synchronous scoring of every stream (steps 1-4 of the module docstring)."""
+    """The synchronous scoring of every stream (the module docstring's steps 1-4)."""
 
     def __init__(
         self,
@@ -105,6 +159,7 @@ class SyncScoring:
         self.metrics = metrics
         self.max_bytes = max_bytes
         self.delivery_timeout_s = delivery_timeout_s
+        self._coalescers: dict[str, _Coalescer] = {}
         #: The streams that were given a model (readiness expects one serving).
         self.with_model = frozenset(s for s, v in self.models().items() if v is not None)
 
@@ -127,21 +182,60 @@ class SyncScoring:
                 self.metrics.latency.labels(stream).observe(time.perf_counter() - start)
 
     async def _score(self, stream: str, body: bytes) -> bytes:
-        s = self.streams[stream]
         batch, items = _split(body)
         events = self._decode(stream, items)  # step 1
+        request = _Request(
+            events, [bytes(i) for i in items], asyncio.get_running_loop().create_future()
+        )
+        self._coalescer(stream).queue.put_nowait(request)
+        decisions, how = await request.answer
+        if self.metrics is not None:
+            self.metrics.events.labels(stream, how).inc(len(events))
+        if not batch:
+            return decisions[0]
+        return b'{"decisions":[' + b",".join(decisions) + b"]}"
+
+    def _coalescer(self, stream: str) -> _Coalescer:
+        c = self._coalescers.get(stream)
+        if c is None or c.loop is not asyncio.get_running_loop():  # a new server loop
+            c = self._coalescers[stream] = _Coalescer(stream, self)
+        return c
+
+    def _decode(self, stream: str, items: Sequence[msgspec.Raw]) -> list[Event]:
+        """Step 1: the contract, then the feature computation's input checks (non-finite,
+        out of range) — a request is refused before anything of it is applied."""
+        contract = contract_for(STREAMS[stream].input_topic)
+        events: list[Event] = []
+        errors: list[dict[str, Any]] = []
+        for i, raw in enumerate(items):
+            try:
+                event = cast(Event, decode(contract.type, bytes(raw), max_bytes=self.max_bytes))
+                check_finite(event)
+                events.append(event)
+            except ContractError as err:
+                errors.append(_error(i, err.reason, err.field, err.detail))
+            except FeatureInputError as err:
+                errors.append(
+                    _error(i, "semantic", f"$.{err.field}", f"{err.reason}: {err.detail}")
+                )
+        if errors:
+            raise ScoreRequestError(422, {"detail": "events refused", "errors": errors})
+        return events
+
+    async def decide(
+        self, stream: str, requests: Sequence[_Request]
+    ) -> tuple[list[list[bytes]], str]:
+        """Steps 2-4 for the events of ``requests`` together: each request's decisions."""
+        s = self.streams[stream]
         now_ms = int(time.time() * 1000)
         key_field = STREAMS[stream].key_field
+        events = [ev for r in requests for ev in r.events]
+        raws = [raw for r in requests for raw in r.raws]
         msgs = [
             InMessage(
-                s.features.event_topic,
-                0,
-                i,
-                str(getattr(ev, key_field)).encode(),
-                bytes(raw),
-                now_ms,
+                s.features.event_topic, 0, i, str(getattr(ev, key_field)).encode(), raw, now_ms
             )
-            for i, (ev, raw) in enumerate(zip(events, items, strict=True))
+            for i, (ev, raw) in enumerate(zip(events, raws, strict=True))
         ]
         vectors, how = await self._features(s.features, events, msgs)  # step 2
         decoded = [
@@ -158,27 +252,14 @@ class SyncScoring:
                 503, {"detail": f"decisions not acknowledged by Kafka: {exc}"}
             ) from exc
         if self.metrics is not None:
-            self.metrics.events.labels(stream, how).inc(len(events))
+            self.metrics.batch.labels(stream).observe(len(events))
         decision_topic = s.scorer.prefix + s.scorer.stream.decision_topic
         decisions = [o.value for o in outputs if o.topic == decision_topic]
-        if not batch:
-            return decisions[0]
-        return b'{"decisions":[' + b",".join(decisions) + b"]}"
-
-    def _decode(self, stream: str, items: Sequence[msgspec.Raw]) -> list[Event]:
-        contract = contract_for(STREAMS[stream].input_topic)
-        events: list[Event] = []
-        errors: list[dict[str, Any]] = []
-        for i, raw in enumerate(items):
-            try:
-                events.append(
-                    cast(Event, decode(contract.type, bytes(raw), max_bytes=self.max_bytes))
-                )
-            except ContractError as err:
-                errors.append(_error(i, err.reason, err.field, err.detail))
-        if errors:
-            raise ScoreRequestError(422, {"detail": "events refused", "errors": errors})
-        return events
+        answers, at = [], 0
+        for r in requests:
+            answers.append(decisions[at : at + len(r.events)])
+            at += len(r.events)
+        return answers, how
 
     async def _features(
         self, fp: FeatureProcessor, events: list[Event], msgs: list[InMessage]
@@ -186,15 +267,11 @@ class SyncScoring:
         try:
             out, _stats = await fp.process(msgs)
         except (RedisError, OSError, ConflictLimitError):
-            return [_unavailable(fp, i, ev) for i, ev in enumerate(events)], "store_unavailable"
-        errors = [
-            _error(i, h.reason, h.field, h.detail)
-            for i, r in enumerate(out)
-            if r.topic != fp.feature_topic
-            for h in [parse_dlq_headers(r.headers)]
-        ]
-        if errors:
-            raise ScoreRequestError(422, {"detail": "events refused", "errors": errors})
+            return [_unavailable(fp, ev) for ev in events], "store_unavailable"
+        refused = [r for r in out if r.topic != fp.feature_topic]
+        if refused:  # step 1 checked every input: a refusal here is a bug, not bad input
+            h = parse_dlq_headers(refused[0].headers)
+            raise RuntimeError(f"feature computation refused a checked event: {h.reason} {h.field}")
         vectors = [
             cast(FeatureVector, decode(fp.feature_type, r.value, max_bytes=self.max_bytes))
             for r in out
@@ -202,6 +279,8 @@ class SyncScoring:
         return vectors, "store"
 
     def close(self) -> None:
+        for c in self._coalescers.values():
+            c.task.cancel()
         self.delivery.close()
 
 
@@ -227,21 +306,8 @@ def _error(index: int, reason: str, field: str | None, detail: str) -> dict[str,
     return {"index": index, "reason": reason, "field": field, "detail": detail}
 
 
-def _unavailable(fp: FeatureProcessor, index: int, event: Event) -> FeatureVector:
-    """The store could not be read: the event's own features, every group ``ERROR``.
-
-    A non-finite input is refused here as the feature computation would (422).
-    """
-    try:
-        check_finite(event)
-    except FeatureInputError as err:
-        raise ScoreRequestError(
-            422,
-            {
-                "detail": "events refused",
-                "errors": [_error(index, "semantic", f"$.{err.field}", err.detail)],
-            },
-        ) from err
+def _unavailable(fp: FeatureProcessor, event: Event) -> FeatureVector:
+    """The store could not be read: the event's own features, every group ``ERROR``."""
     gs = groups(fp.stream)
     values = event_features(fp.stream, event)
     values.update(dict.fromkeys((n for g in gs for n in g.feature_names), None))

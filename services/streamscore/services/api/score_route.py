@@ -86,7 +86,9 @@ def score_router(settings: Settings, redis_client: redis.Redis, scoring: SyncSco
     key = settings.api_signing_key.get_secret_value()
     revocations = Revocations(redis_client)
 
-    def scorer(authorization: Annotated[str | None, Header()] = None) -> Principal:
+    # async: checked on the event loop, not in a worker thread per request
+    # (revocations are read from Redis at most once a second, see Revocations).
+    async def scorer(authorization: Annotated[str | None, Header()] = None) -> Principal:
         return require(authenticate(authorization, key, revocations), "score")
 
     def route(stream: str) -> Callable[..., Awaitable[Response]]:
