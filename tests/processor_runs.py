@@ -35,17 +35,22 @@ def create_stream_topics(
     create_topics(make_admin(settings), specs)
 
 
+def start_cli(
+    args: list[str], *, bootstrap: str, redis_url: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """``streamscore ARGS...`` on the given Kafka and Redis, output appended to ``log``."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": redis_url}
+    env.pop("STREAMSCORE_METRICS_PORT", None)
+    cmd = [sys.executable, "-m", "streamscore.services.cli", *args]
+    return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
 def start_processor(
     stream: str, prefix: str, *, bootstrap: str, redis_url: str, log: Path
 ) -> subprocess.Popen[bytes]:
     """``streamscore processor`` on the given Kafka and Redis, output appended to ``log``."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": redis_url}
-    env.pop("STREAMSCORE_METRICS_PORT", None)
-    cmd = [
-        sys.executable, "-m", "streamscore.services.cli", "processor",
-        "--stream", stream, "--topic-prefix", prefix,
-    ]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    args = ["processor", "--stream", stream, "--topic-prefix", prefix]
+    return start_cli(args, bootstrap=bootstrap, redis_url=redis_url, log=log)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -223,6 +223,42 @@ def _add_features_offline(fsub: Any) -> None:
     off.set_defaults(func=cmd_features_offline)
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from streamscore.services.pipeline import run_pipeline  # noqa: PLC0415
+    from streamscore.services.scorer import load_model  # noqa: PLC0415
+
+    model, reasons = load_model(Path(args.model), args.stream) if args.model else (None, None)
+    if model is None:
+        print(f"pipeline {args.stream}: no model given, deciding on the degraded path")
+    stats = run_pipeline(
+        _settings(),
+        args.stream,
+        model=model,
+        explainer=reasons,
+        topic_prefix=args.topic_prefix,
+        emit_features=not args.no_features,
+    )
+    print(
+        f"pipeline {args.stream}: {stats.consumed:,} consumed, {stats.dead_lettered:,} to DLQ, "
+        f"{stats.produced:,} produced, {stats.commits:,} commits"
+    )
+    return 0
+
+
+def _add_pipeline_command(sub: Any) -> None:
+    """``pipeline``: features and decisions in one process (one Kafka hop)."""
+    p = sub.add_parser(
+        "pipeline", help="events.<S> -> features (Redis) -> decisions in one process, until stopped"
+    )
+    p.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    p.add_argument("--model", help="model folder (manifest.json, model.onnx, model.ubj)")
+    p.add_argument("--topic-prefix", default="", help="namespace of topics and group")
+    p.add_argument(
+        "--no-features", action="store_true", help="do not also publish features.<S> records"
+    )
+    p.set_defaults(func=cmd_pipeline)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
@@ -412,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_and_service_commands(sub)
     _add_scored_sink_command(sub)
     _add_api_command(sub)
+    _add_pipeline_command(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

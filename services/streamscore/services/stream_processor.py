@@ -55,6 +55,8 @@ class Decoded:
     key: bytes | None
     timestamp_ms: int
     message: ContractMessage
+    #: The bytes it was decoded from (for a stage that re-routes it, e.g. to a DLQ).
+    raw: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,13 @@ class StreamProcessor:
         except ContractError as err:
             return self._dead_letter(msg, err)
         return Decoded(
-            topic, msg.partition() or 0, msg.offset() or 0, msg.key(), msg.timestamp()[1], event
+            topic,
+            msg.partition() or 0,
+            msg.offset() or 0,
+            msg.key(),
+            msg.timestamp()[1],
+            event,
+            msg.value() or b"",
         )
 
     def step(self) -> int:
