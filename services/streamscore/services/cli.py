@@ -101,9 +101,18 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streamscore.services.demo import run_demo  # noqa: PLC0415
+    from streamscore.services.demo import DemoOptions, run_demo  # noqa: PLC0415
 
-    return run_demo(_settings(), records=args.records, rate=args.rate, seed=args.seed)
+    opts = DemoOptions(
+        duration_s=args.duration,
+        speedup=args.speedup,
+        scenario=args.scenario,
+        seed=args.seed,
+        topic_prefix=args.topic_prefix,
+        api_port=args.api_port,
+        live=not args.no_live,
+    )
+    return run_demo(_settings(), opts)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -440,10 +449,19 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create or list topics")
     topics.add_argument("action", choices=["create", "list"])
     topics.set_defaults(func=cmd_topics)
-    demo = sub.add_parser("demo", help="the main job: bring the stack up and stream through it")
-    demo.add_argument("--records", type=int, default=40_000, help="records to publish")
-    demo.add_argument("--rate", type=float, default=8_000, help="records/s, all topics together")
+    demo = sub.add_parser("demo", help="the main job: the whole loop, live, on the local stack")
+    demo.add_argument("--duration", type=float, default=None, help="seconds (default: Ctrl-C)")
+    demo.add_argument(
+        "--speedup",
+        type=float,
+        default=2880.0,
+        help="simulated seconds per second (2880: a day in 30 s)",
+    )
+    demo.add_argument("--scenario", default="small", help="simulated world")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--topic-prefix", default="", help="namespace of topics and groups")
+    demo.add_argument("--api-port", type=int, default=8080)
+    demo.add_argument("--no-live", action="store_true", help="a line every 5 s, not a live table")
     demo.set_defaults(func=cmd_demo)
     _add_data_and_service_commands(sub)
     _add_scored_sink_command(sub)

@@ -1,208 +1,299 @@
-"""The main job, first stage: bring the local stack up and stream the simulated world through it.
+"""The main job: the whole loop, live, on the local stack (``streamscore demo``).
 
-It starts Kafka and Redis (``streamscore up``), creates the topics, publishes
-the ``small`` scenario (transactions, logins, sensor readings, clicks and their
-delayed labels) at a steady rate with the project's producer, reads everything
-back with an independent consumer, decodes each record against its contract,
-keeps a per-topic tally in Redis and prints what it saw: counts, duplicates and
-the publish-to-visible latency. The scoring loop joins this job as it lands.
+1. Start Kafka and Redis (``streamscore up``, unless they run or the
+   environment points elsewhere) and create the topics.
+2. Train the transactions model (:func:`initial_model`) and write it where the
+   services load it from.
+3. Start every service as its own process (:class:`Supervisor`): a fused
+   pipeline per stream (features on Redis, decision, scored-event log), the
+   scored-event log's Parquet sink, and the HTTP API; each with a
+   Prometheus ``/metrics`` port on loopback.
+4. Stream the simulated world — transactions, logins, sensor readings, clicks
+   and their delayed labels — on an accelerated clock (``--speedup`` simulated
+   seconds per wall second), moved so that it starts now.
+5. Show what happens, live (:mod:`.demo_view`): decisions per second and
+   end-to-end latency per stream, the decision mix, degraded decisions, the
+   models deciding, alerts and labelled examples as they come.
+6. On Ctrl-C or after ``--duration``: stop publishing, let the last decisions
+   arrive, stop every service (SIGTERM, then SIGKILL after a grace period), stop
+   the stack if the demo started it, and print a summary with the oracle's
+   count of events that got no decision.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
+import os
+import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import cast
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
+import httpx
+from rich.console import Console
+from rich.live import Live
 
 from streamscore.libs.config import Settings
-from streamscore.libs.contracts.base import Event
-from streamscore.libs.contracts.codec import decode
-from streamscore.libs.contracts.errors import ContractError
+from streamscore.libs.model.synthetic import train_synthetic_model
+from streamscore.libs.simulator.records import SimRecord
+from streamscore.libs.simulator.retime import starting_at
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, catalogue
+from streamscore.libs.topics import STREAMS, TopicSpec, catalogue
 from streamscore.services import stack
-from streamscore.services.clients import make_admin, make_consumer, make_producer, make_redis
-from streamscore.services.kafka_producer import Producer
+from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.demo_view import LiveView, SendTimes, render
+from streamscore.services.scorer import default_policy
 from streamscore.services.sim_producer import publish
+from streamscore.services.supervisor import Supervisor
 from streamscore.services.topics_admin import create_topics
 
 Progress = Callable[[str], None]
-REDIS_TALLY_KEY = "streamscore:demo:last_run"
+INPUT_TOPICS = {s.input_topic for s in STREAMS.values()}
+#: Simulated days generated when the demo runs until stopped (lazily, a day at a time).
+OPEN_ENDED_DAYS = 3650
 
 
-@dataclass
-class StreamTally:
-    """What the demo saw for one topic."""
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``streamscore demo`` was asked for."""
 
-    produced: int = 0
-    consumed: int = 0
-    contract_errors: int = 0
-    ids: set[str] = field(default_factory=set)
-    latencies_ms: list[float] = field(default_factory=list)
-
-    @property
-    def duplicates(self) -> int:
-        return self.consumed - self.contract_errors - len(self.ids)
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    duration_s: float | None = None
+    speedup: float = 2880.0
+    scenario: str = "small"
+    seed: int = 7
+    topic_prefix: str = ""
+    api_port: int = 8080
+    live: bool = True
 
 
-class Reader(threading.Thread):
-    """Reads the topics from their current end, in its own thread, and tallies arrivals.
+def _free_port(preferred: int | None = None) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port or 0))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port on 127.0.0.1")
 
-    A thread of its own stamps each message as soon as it is visible, whatever
-    the publisher is doing; the consumer is used by this thread only.
-    """
 
-    def __init__(
-        self, consumer: Consumer, topics: list[str], progress: Progress, max_bytes: int
-    ) -> None:
-        super().__init__(name="demo-reader", daemon=True)
-        self.consumer = consumer
-        self._max_bytes = max_bytes
-        self._stop_at: float | None = None
-        self._expected: int | None = None
-        self.tallies = {t: StreamTally() for t in topics}
-        self.seen = 0
-        self._progress = progress
-        # Assign every partition at its current end before anything is produced,
-        # so exactly the demo's events are read (no group rebalance race).
-        meta = consumer.list_topics(timeout=10)
-        parts = []
-        for topic in topics:
-            for p in meta.topics[topic].partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                parts.append(TopicPartition(topic, p, high if high >= 0 else OFFSET_END))
-        consumer.assign(parts)
+def initial_model(out: Path) -> Path:
+    """The transactions model the demo starts with (trained before any event is scored)."""
+    if not (out / "manifest.json").exists():
+        train_synthetic_model(
+            out,
+            name="tx-fraud-demo",
+            version="tx-fraud-demo-1",
+            thresholds=default_policy("transactions").thresholds,
+        )
+    return out
 
-    def finish(self, expected: int, timeout_s: float) -> None:
-        """Stop once ``expected`` messages were read, or after ``timeout_s``."""
-        self._expected = expected
-        self._stop_at = time.monotonic() + timeout_s
-        self.join()
-        self.consumer.close()
+
+def _topics(settings: Settings, prefix: str) -> int:
+    specs = [
+        TopicSpec(prefix + t.name, t.partitions, t.replication, t.config, t.purpose)
+        for t in catalogue(settings.topic_partitions, settings.topic_replication)
+    ]
+    outcomes = create_topics(make_admin(settings), specs)
+    return sum(o.status == "created" for o in outcomes)
+
+
+def _start_services(sup: Supervisor, opts: DemoOptions, model: Path, home: Path) -> dict[str, Any]:
+    prefix = ["--topic-prefix", opts.topic_prefix]
+    ports: dict[str, Any] = {}
+    for stream in STREAMS:
+        args = ["pipeline", "--stream", stream, *prefix]
+        if stream == "transactions":
+            args += ["--model", str(model)]
+        port = _free_port()
+        sup.start(f"pipeline-{stream}", args, metrics_port=port)
+        ports[f"pipeline-{stream}"] = port
+    port = _free_port()
+    scored = home / "scored" / (opts.topic_prefix.rstrip(".") or "main")  # one folder per topic
+    sup.start(
+        "scored-sink",
+        ["scored-sink", "--stream", "transactions", "--out", str(scored), *prefix],
+        metrics_port=port,
+    )
+    ports["scored-sink"] = port
+    api_port = _free_port(opts.api_port)
+    sup.start(
+        "api",
+        ["api", "--port", str(api_port), "--model", f"transactions={model}", *prefix],
+    )
+    ports["api"] = api_port
+    return ports
+
+
+def _wait_api(port: int, sup: Supervisor, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if dead := sup.dead():
+            raise RuntimeError(f"{dead[0].name} exited:\n{dead[0].tail()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the API did not become ready")
+
+
+class _Feed(threading.Thread):
+    """Publishes the simulated world on the accelerated clock until stopped."""
+
+    def __init__(self, settings: Settings, opts: DemoOptions, sent: SendTimes) -> None:
+        super().__init__(daemon=True, name="demo-feed")
+        self.settings, self.opts, self.sent = settings, opts, sent
+        self.stop = threading.Event()
+        self.clock = "-"
+        self.published = 0
+        self.error: BaseException | None = None
+
+    def _records(self) -> Iterator[SimRecord]:
+        o = self.opts
+        days = OPEN_ENDED_DAYS
+        if o.duration_s is not None:
+            days = int(o.duration_s * o.speedup / 86_400) + 2
+        world = get(o.scenario).with_days(days).records(seed=o.seed)
+        for r in starting_at(world, datetime.now(tz=UTC)):
+            if self.stop.is_set():
+                return
+            yield r
+
+    def _on_send(self, r: SimRecord) -> None:
+        self.published += 1
+        self.clock = f"{r.event.event_time:%Y-%m-%d %H:%M}"
+        if r.topic in INPUT_TOPICS:
+            self.sent.add(r.event.event_id, time.time())
 
     def run(self) -> None:
-        while True:
-            if self._expected is not None and self.seen >= self._expected:
-                return
-            if self._stop_at is not None and time.monotonic() > self._stop_at:
-                return
-            # poll() returns as soon as one message is there (consume() with a
-            # batch size would wait for the batch or the timeout and skew latency).
-            msg = self.consumer.poll(0.05)
-            if msg is not None:
-                self._record(msg)
-
-    def _record(self, msg: Message) -> None:
-        if msg.error():
-            self._progress(f"consumer error: {msg.error()}")
-            return
-        visible_ms = time.time() * 1000
-        topic = msg.topic() or ""
-        tally = self.tallies[topic]
-        tally.consumed += 1
-        self.seen += 1
-        tally.latencies_ms.append(visible_ms - msg.timestamp()[1])
         try:
-            event = decode(topic, msg.value() or b"", max_bytes=self._max_bytes)
-        except ContractError:
-            tally.contract_errors += 1
-            return
-        assert isinstance(event, Event)  # events and labels both carry an event id
-        tally.ids.add(event.event_id)
+            publish(
+                self._records(),
+                make_producer(self.settings, client_id="streamscore-demo"),
+                speedup=self.opts.speedup,
+                duration_s=self.opts.duration_s,
+                topic_prefix=self.opts.topic_prefix,
+                progress=lambda _m: None,
+                on_send=self._on_send,
+            )
+        except BaseException as exc:  # shown by the main thread, which stops the demo
+            self.error = exc
 
 
-def _publish(
-    producer: Producer,
-    reader: Reader,
-    *,
-    records: int,
-    rate: float,
-    seed: int,
-    progress: Progress,
-) -> int:
-    """Publish the simulated world (the ``small`` scenario) at ``rate`` records/s.
-
-    Events of the four streams and their delayed labels, in event-time order,
-    keyed by entity; the reader thread stamps each as it becomes visible, so the
-    latency is publish-to-visible at a steady rate. Returns messages unsent.
-    """
-    # Generate first (the simulator is CPU-bound and would compete with the reader
-    # thread for the interpreter), then publish the prepared records at the rate.
-    prepared = list(itertools.islice(get("small").records(seed), records))
-    stats = publish(prepared, producer, rate=rate, progress=progress)
-    for topic, n in stats.by_topic.items():
-        reader.tallies[topic].produced += n
-    progress(
-        f"producer: {stats.acked:,} acknowledged, {sum(stats.failed.values())} failed, "
-        f"{stats.unsent} unsent after flush ({stats.rate:,.0f} records/s)"
-    )
-    return stats.unsent + sum(stats.failed.values())
-
-
-def _ms(value: float) -> str:
-    """A latency cell: ``-`` when nothing was measured (e.g. no labels arrived yet)."""
-    return f"{'-':>7s}" if math.isnan(value) else f"{value:7.1f}"
-
-
-def _report(reader: Reader, stored: dict[str, int], producer_ok: bool) -> bool:
-    print(
-        f"\n{'topic':28s} {'produced':>9s} {'read':>9s} {'dup':>5s} {'bad':>5s} "
-        f"{'p50 ms':>7s} {'p99 ms':>7s} {'in redis':>9s}"
-    )
-    ok = producer_ok
-    for topic, t in reader.tallies.items():
-        ok &= len(t.ids) == t.produced and t.duplicates == 0 and t.contract_errors == 0
-        print(
-            f"{topic:28s} {t.produced:9,d} {t.consumed:9,d} {t.duplicates:5d} "
-            f"{t.contract_errors:5d} {_ms(t.percentile(0.5))} {_ms(t.percentile(0.99))} "
-            f"{stored.get(topic, 0):9,d}"
+def run_demo(settings: Settings, opts: DemoOptions, progress: Progress = print) -> int:
+    """Steps 1-6 of the module docstring; 0 when every published event got a decision."""
+    was_running = stack.status(settings) is not None
+    info = stack.up(settings, progress=progress)  # step 1
+    progress(f"topics: {_topics(settings, opts.topic_prefix)} created")
+    home = settings.home / "demo"
+    progress("training the transactions model ...")  # step 2
+    model = initial_model(home / "models" / "transactions")
+    ep = endpoints(settings)
+    env = {**os.environ, "KAFKA_BOOTSTRAP": ep.kafka_bootstrap, "REDIS_URL": ep.redis_url}
+    sup = Supervisor(home / "logs", env)
+    sent = SendTimes()
+    view = LiveView(ep.kafka_bootstrap, opts.topic_prefix, sent)
+    feed = _Feed(settings, opts, sent)
+    started = time.monotonic()
+    snap: dict[str, Any] = {}
+    failure: str | None = None
+    try:
+        ports = _start_services(sup, opts, model, home)  # step 3
+        _wait_api(ports["api"], sup)
+        progress(
+            f"API on http://127.0.0.1:{ports['api']} (docs at /docs, metrics at /metrics); "
+            f"service metrics on 127.0.0.1 ports "
+            + ", ".join(f"{k}={v}" for k, v in ports.items() if k != "api")
+            + f"; logs in {home / 'logs'}"
         )
-    got = sum(len(t.ids) for t in reader.tallies.values())
-    want = sum(t.produced for t in reader.tallies.values())
-    print(f"\n{got:,} of {want:,} records read back exactly once: {'OK' if ok else 'MISMATCH'}")
-    print("The stack keeps running: `streamscore down` stops it.")
-    return ok
+        view.start()
+        feed.start()  # step 4
+        started = time.monotonic()
+        failure = _watch(view, feed, sup, opts, started)  # step 5
+    except KeyboardInterrupt:
+        progress("stopping ...")
+    except RuntimeError as exc:
+        failure = str(exc)
+    finally:
+        # Step 6, each part whatever happened before it: no process is left behind.
+        feed.stop.set()
+        if feed.is_alive():
+            feed.join(timeout=30)
+            time.sleep(3.0)  # the last decisions in flight
+        if view.is_alive():
+            snap = view.snapshot()
+            view.stop()
+        codes = sup.stop()
+        if not was_running and info.managed:
+            stack.down(settings, progress=progress)
+    return _summary(snap, feed, codes, failure, time.monotonic() - started)
 
 
-def run_demo(
-    settings: Settings,
-    *,
-    records: int,
-    rate: float,
-    seed: int,
-    progress: Progress = print,
+def _watch(
+    view: LiveView, feed: _Feed, sup: Supervisor, opts: DemoOptions, started: float
+) -> str | None:
+    """Refresh the live view until the duration passed; a dead service stops the demo."""
+
+    def table() -> Any:
+        return render(view.snapshot(), elapsed_s=time.monotonic() - started, sim_clock=feed.clock)
+
+    def check() -> str | None:
+        if dead := sup.dead():
+            return f"{dead[0].name} exited:\n{dead[0].tail()}"
+        if feed.error is not None:
+            return f"the feed failed: {feed.error!r}"
+        return None
+
+    if not opts.live:  # a line every 5 s (logs, CI, a pipe)
+        while feed.is_alive():
+            time.sleep(1.0)
+            if problem := check():
+                return problem
+            if int(time.monotonic() - started) % 5 == 0:
+                print(_line(view.snapshot(), feed), flush=True)
+        return check()
+    with Live(table(), console=Console(), refresh_per_second=1) as live:
+        while feed.is_alive():  # until the duration passed (or the scenario ended)
+            time.sleep(1.0)
+            live.update(table())
+            if problem := check():
+                return problem
+    return check()
+
+
+def _line(snap: dict[str, Any], feed: _Feed) -> str:
+    parts = [f"clock {feed.clock}"]
+    for name, s in snap["streams"].items():
+        p99 = "-" if s["p99_ms"] is None else f"{s['p99_ms']:.0f}"
+        parts.append(f"{name} {s['decisions']:,} ({s['per_s']:.0f}/s, p99 {p99} ms)")
+    return "; ".join(parts)
+
+
+def _summary(
+    snap: dict[str, Any],
+    feed: _Feed,
+    codes: dict[str, int | None],
+    failure: str | None,
+    elapsed_s: float,
 ) -> int:
-    """Run the demo; returns 0 when every published record was read back exactly once."""
-    stack.up(settings, progress=progress)
-    specs = catalogue(settings.topic_partitions, settings.topic_replication)
-    outcomes = create_topics(make_admin(settings), specs)
-    progress(
-        f"topics: {sum(o.status == 'created' for o in outcomes)} created, "
-        f"{len(outcomes)} in the catalogue"
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: no 80-column wrapping of the table
+        console = Console(width=160)
+    if snap:
+        console.print(render(snap, elapsed_s=elapsed_s, sim_clock=feed.clock))
+    decided = sum(s["decisions"] for s in snap.get("streams", {}).values())
+    console.print(
+        f"published {feed.published:,} records in {elapsed_s:,.0f} s; {decided:,} decisions read, "
+        f"{len(feed.sent):,} events without a decision yet; "
+        f"services stopped: "
+        + ", ".join(f"{k} {'killed' if v is None else f'exit {v}'}" for k, v in codes.items())
     )
-    topics = [t for s in STREAMS.values() for t in (s.input_topic, s.label_topic)]
-    consumer = make_consumer(settings, group_id=f"streamscore-demo-{int(time.time())}")
-    reader = Reader(consumer, topics, progress, settings.max_message_bytes)
-    reader.start()
-    producer = make_producer(settings, client_id="streamscore-demo")
-    left = _publish(producer, reader, records=records, rate=rate, seed=seed, progress=progress)
-    reader.finish(sum(t.produced for t in reader.tallies.values()), timeout_s=60)
-
-    r = make_redis(settings)
-    r.hset(REDIS_TALLY_KEY, mapping={t: len(tl.ids) for t, tl in reader.tallies.items()})
-    raw = cast("dict[bytes, bytes]", r.hgetall(REDIS_TALLY_KEY))
-    stored = {k.decode(): int(v) for k, v in raw.items()}
-    ok = _report(reader, stored, producer_ok=left == 0)
-    return 0 if ok else 1
+    if failure:
+        console.print(f"[red]demo stopped: {failure}[/red]")
+        return 1
+    return 0

@@ -59,6 +59,7 @@ def publish(
     limit: int | None = None,
     topic_prefix: str = "",
     progress: Progress = print,
+    on_send: Callable[[SimRecord], None] | None = None,
 ) -> ProduceStats:
     """Publish ``records``; pacing by ``rate`` (records/s) or ``speedup`` (× event time).
 
@@ -71,7 +72,8 @@ def publish(
        producer that cannot keep up is visible rather than silently slow.
 
     ``topic_prefix`` namespaces the topics (``<prefix><topic>``), e.g. for an
-    isolated test run or a second tenant on one cluster.
+    isolated test run or a second tenant on one cluster. ``on_send`` is called
+    with each record just before it is sent (e.g. to note its send time).
     """
     if rate is not None and speedup is not None:
         msg = "give a rate or a speedup, not both"
@@ -112,6 +114,8 @@ def publish(
                 last_report, sent_at_report = time.monotonic(), i
         key = getattr(record.event, KEY_FIELD[record.topic])
         topic = topic_prefix + record.topic
+        if on_send is not None:
+            on_send(record)
         producer.send(topic, encode(record.event), key=key.encode())
         stats.sent += 1
         stats.by_topic[topic] += 1
