@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Key that signs and verifies the API's bearer tokens (HS256).
     api_signing_key: SecretStr = SecretStr("streamscore-local-signing-key-not-for-production")
+    #: The only folder under which the API may promote model folders (relative: to the
+    #: API process's working directory); paths resolving outside it are refused.
+    models_root: Path = Path("models")
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -86,6 +89,7 @@ class Settings(BaseSettings):
         out = self.model_dump()
         out["api_signing_key"] = "***"
         out["home"] = str(self.home)
+        out["models_root"] = str(self.models_root)
         if self.redis_url:
             out["redis_url"] = redact_url(self.redis_url)
         return out

@@ -166,8 +166,8 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     model, reasons = load_model(Path(args.model), args.stream) if args.model else (None, None)
     if model is None:
         print(
-            f"scorer {args.stream}: no model given, deciding on the degraded path "
-            f"(rules and the policy's floor)",
+            f"scorer {args.stream}: no model given: the model store's active one if any, "
+            f"else the degraded path (rules and the policy's floor)",
             file=sys.stderr,
         )
     stats = run_scorer(
@@ -403,7 +403,11 @@ def _add_data_and_service_commands(sub: Any) -> None:
     prod.set_defaults(func=cmd_produce)
     scorer = sub.add_parser("scorer", help="run the scorer of one stream until stopped")
     scorer.add_argument("--stream", required=True, choices=sorted(STREAMS))
-    scorer.add_argument("--model", help="model folder (manifest.json, model.onnx, model.ubj)")
+    scorer.add_argument(
+        "--model",
+        help="model folder (manifest.json, model.onnx, model.ubj); the fallback: the model "
+        "store's active model for the stream wins when there is one",
+    )
     scorer.add_argument("--policy", help="policy JSON (default: policies/<stream>.json)")
     scorer.add_argument("--topic-prefix", default="", help="namespace of topics and group")
     scorer.set_defaults(func=cmd_scorer)

@@ -158,6 +158,14 @@ class DecisionMetrics:
             ["stream", "model_version"],
             registry=registry,
         )
+        self.model_refusals = Counter(
+            "streamscore_model_refusals_total",
+            "Active model references not adopted (the current model kept serving), by reason: "
+            "a loader refusal code (hash_mismatch, schema_mismatch, ...), load_error, "
+            "reference_mismatch or store_unreadable.",
+            ["stream", "reason"],
+            registry=registry,
+        )
         self.exposure = Gauge(
             "streamscore_degraded_exposure_last_minute",
             "Sum of degraded approvals' exposure over the last minute.",

@@ -4,11 +4,14 @@ Runs on :class:`~streamscore.services.stream_processor.StreamProcessor`, so a
 batch's offsets are committed only after its decisions and its scored-event
 log records are acknowledged. The model is read once per batch: a hot swap
 (:meth:`Scorer.swap_model`) takes effect between batches, and every decision
-carries exactly one model version.
+carries exactly one model version. With a ``model_source`` (the model store's
+active reference) the scorer adopts a newly promoted or rolled-back model
+between batches (:meth:`Scorer.refresh_model`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import threading
@@ -29,13 +32,12 @@ from streamscore.libs.contracts.decisions import Decision
 from streamscore.libs.contracts.features import FeatureVector, event_of
 from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.features.definitions import (
-    feature_schema_hash,
     groups,
     hash_feature_names,
     model_features,
 )
-from streamscore.libs.model.load import load_verified
-from streamscore.libs.model.reasons import TreeReasons, load_booster
+from streamscore.libs.model.reasons import TreeReasons
+from streamscore.libs.model.safety import ModelRefused
 from streamscore.libs.model.session import ScoringSession
 from streamscore.libs.policy.budget import DegradedBudget
 from streamscore.libs.policy.spec import Policy, PolicyError, load_policy
@@ -43,6 +45,8 @@ from streamscore.libs.scoring.decide import NO_MODEL_VERSION, Explainer, ScoreMo
 from streamscore.libs.topics import STREAMS
 from streamscore.services.clients import make_consumer, make_producer, make_redis
 from streamscore.services.metrics import DecisionMetrics, StreamMetrics, degraded_kind, path_kind
+from streamscore.services.model_loader import open_model
+from streamscore.services.model_store import ModelRef, ModelStore, ModelStoreError, load_reference
 from streamscore.services.policy_store import PolicyStore
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
 
@@ -51,6 +55,10 @@ REPO_POLICIES = Path(__file__).resolve().parents[3] / "policies"
 
 #: After a failed policy read, how long before the store is asked again.
 POLICY_ERROR_BACKOFF_S = 30.0
+#: After a failed read of the active model reference, how long before the store is asked again.
+MODEL_ERROR_BACKOFF_S = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def _budget_for(policy: Policy) -> DegradedBudget:
@@ -74,6 +82,11 @@ class Scorer:
         metrics: DecisionMetrics | None = None,
         policy_source: Callable[[], Policy | None] | None = None,
         policy_refresh_s: float = 1.0,
+        model_source: Callable[[], ModelRef | None] | None = None,
+        model_refresh_s: float = 1.0,
+        model_loader: Callable[
+            [ModelRef, str], tuple[ScoreModel, Explainer | None]
+        ] = load_reference,
     ) -> None:
         self.stream = STREAMS[stream]
         self.metrics = metrics
@@ -84,6 +97,13 @@ class Scorer:
         self.policy_errors = 0
         self._model = model
         self._explainer = explainer
+        self._model_source = model_source
+        self._model_refresh_s = model_refresh_s
+        self._model_loader = model_loader
+        self._model_checked = -math.inf
+        #: References this scorer refused: not loaded again until promoted anew.
+        self._refused: set[ModelRef] = set()
+        self.model_refusals: Counter[str] = Counter()
         self.prefix = topic_prefix
         self.feature_names = model_features(stream)
         self.key_fields = sorted({g.entity.join_key for g in groups(stream)})
@@ -143,9 +163,57 @@ class Scorer:
         # A new policy may change the degraded budget's limits: start its minute afresh.
         self.budget = _budget_for(active)
 
+    def refresh_model(self) -> None:
+        """Adopt the store's active model when it is another version than the one serving.
+
+        1. Checked between batches only (before a batch takes its model), at most every
+           ``model_refresh_s``: every decision of a batch carries one model version.
+        2. A store that cannot be read keeps the current model (counted as
+           ``store_unreadable``); it is asked again after ``MODEL_ERROR_BACKOFF_S``.
+        3. A reference refused here before is not loaded again (no hot loop of ONNX
+           session builds); promoting it anew (a new ``promoted_at``) retries it.
+        4. The folder is loaded and verified without the lock held (building an ONNX
+           session takes a while; nobody waits on the lock meanwhile), and must hold
+           the reference's version and file hash
+           (:func:`~streamscore.services.model_store.load_reference`).
+        5. A refusal keeps the current model serving and is counted by reason
+           (``streamscore_model_refusals_total``); a load swaps from this batch on.
+        """
+        if self._model_source is None:
+            return
+        now = time.monotonic()
+        if now - self._model_checked < self._model_refresh_s:
+            return
+        self._model_checked = now
+        try:
+            ref = self._model_source()
+        except (redis.RedisError, ModelStoreError) as exc:  # 2.
+            self._model_checked = now + MODEL_ERROR_BACKOFF_S
+            self._count_refusal("store_unreadable", str(exc))
+            return
+        if ref is None or ref.version == self.model_version or ref in self._refused:  # 3.
+            return
+        try:
+            model, explainer = self._model_loader(ref, self.stream.name)  # 4.
+        except ModelRefused as exc:
+            self._refused.add(ref)
+            self._count_refusal(exc.reason, f"{ref.version}: {exc}")  # 5.
+            return
+        self.swap_model(model, explainer)
+        log.info("%s: serving model %s from %s", self.stream.name, ref.version, ref.path)
+
+    def _count_refusal(self, reason: str, detail: str) -> None:
+        self.model_refusals[reason] += 1
+        if self.metrics is not None:
+            self.metrics.model_refusals.labels(self.stream.name, reason).inc()
+        log.warning(
+            "%s: model not adopted (%s); the current one keeps serving", self.stream.name, detail
+        )
+
     def handle(self, batch: Sequence[Decoded]) -> list[Output]:
         """Decide a micro-batch; returns decision and scored-log records, keyed like the input."""
         self.refresh_policy()
+        self.refresh_model()
         with self._lock:
             model, explainer = self._model, self._explainer
         vectors = [cast(FeatureVector, d.message) for d in batch]
@@ -228,16 +296,11 @@ class Scorer:
 def load_model(model_dir: Path, stream: str) -> tuple[ScoringSession, TreeReasons]:
     """A verified model for ``stream`` and its reasons, or :class:`ModelRefused`.
 
-    The manifest must name the live feature schema of the stream, the file must
-    hash to the manifest's value and pass the ONNX safety checks. Reasons use the
-    approximate (Saabas) contributions, which sum to the margin at a fraction of
-    exact TreeSHAP's cost, and only for decisions that are not approvals.
+    The checks are :func:`~streamscore.services.model_loader.open_model`'s: the
+    manifest must name the live feature schema of the stream, the file must hash
+    to the manifest's value and pass the ONNX safety checks.
     """
-    manifest, onnx_bytes = load_verified(model_dir, feature_schema_hash(stream))
-    session = ScoringSession.from_verified(manifest, onnx_bytes)
-    reasons = TreeReasons(
-        load_booster(model_dir, manifest), manifest.feature_names, method="approx"
-    )
+    _manifest, session, reasons = open_model(model_dir, stream)
     return session, reasons
 
 
@@ -258,11 +321,17 @@ def run_scorer(
     """Run the scorer of ``stream`` until SIGTERM or SIGINT; graceful: last batch committed.
 
     ``topic_prefix`` namespaces every topic and the consumer group (tests, tenants).
+
+    Which model serves: the model store's active reference for ``stream`` when
+    there is one (the operator's latest word, adopted before the first batch and
+    after every promotion or rollback); ``model`` (``--model``) only while the
+    store has none, or while the store's reference is refused.
     """
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     # The active policy lives in Redis (changed through the API); the file is the fallback.
     store = PolicyStore(make_redis(settings))
+    models = ModelStore(store.client)
     scorer = Scorer(
         stream,
         policy=policy or default_policy(stream),
@@ -271,6 +340,7 @@ def run_scorer(
         topic_prefix=topic_prefix,
         metrics=DecisionMetrics(),
         policy_source=lambda: store.active(stream),
+        model_source=lambda: models.active(stream),
     )
     consumer = make_consumer(
         settings,

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from streamscore.libs.config import Settings
 from streamscore.services.api.admin import admin_router
 from streamscore.services.api.auth import AuthError
+from streamscore.services.api.models import models_router
 from streamscore.services.api.score import SyncScoring
 from streamscore.services.api.score_route import score_router
 from streamscore.services.stack import StackError, wait_kafka_ready
@@ -110,6 +111,7 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(admin_router(settings, redis_client))
+    app.include_router(models_router(settings, redis_client))
     if scoring is not None:
         app.include_router(score_router(settings, redis_client, scoring))
     return app
