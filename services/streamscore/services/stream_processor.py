@@ -40,6 +40,21 @@ from streamscore.libs.topics import dlq_topic
 from streamscore.services.kafka_producer import Producer
 from streamscore.services.metrics import StreamMetrics
 
+#: Commit errors after which the loop goes on (see :meth:`StreamProcessor._commit`).
+_COMMIT_RETRIABLE = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
 
 class ProcessingHaltedError(RuntimeError):
     """A batch's records were not all acknowledged; its offsets were not committed."""
@@ -242,14 +257,14 @@ class StreamProcessor:
             self.consumer.commit(offsets=commit_offsets(messages), asynchronous=False)
             self.stats.commits += 1
         except KafkaException as exc:
-            # A rebalance took the partition away between consume and commit: the
-            # new owner re-processes from the last commit and produces the same
-            # outputs (duplicates, never losses). Counted, not fatal.
+            # The group moved under us between consume and commit: a rebalance took
+            # the partition away, or a restarted broker (coordinator) forgot this
+            # member, or the coordinator is not reachable right now. Whoever owns
+            # the partition next re-processes from the last commit and produces
+            # the same outputs (duplicates, never losses); a later commit of this
+            # member covers these offsets too. Counted, not fatal.
             err: KafkaError = exc.args[0]
-            if err.code() in (
-                KafkaError.REBALANCE_IN_PROGRESS,
-                KafkaError.ILLEGAL_GENERATION,
-            ):
+            if not err.fatal() and (err.code() in _COMMIT_RETRIABLE or err.retriable()):
                 self.stats.commit_failures += 1
                 if self.metrics is not None:
                     self.metrics.commit_failures.labels(self.service).inc()

@@ -1,0 +1,147 @@
+"""The Kafka broker killed under load (FAULTS K1/K3 on one node): nothing lost, nothing conflicting.
+
+A private stack (its own Kafka and Redis processes, in a temporary home, on free
+ports) so that killing the broker disturbs no other test. The fused pipeline
+decides transactions published at a steady rate; mid-stream the broker is
+killed with SIGKILL and restarted a few seconds later from the same log
+directory — shorter than the producers' delivery timeout (120 s), so every
+producer retries instead of failing. Afterwards the oracle (DESIGN.md §6)
+reads the input and decision topics: lost and conflicting duplicates must be
+0; duplicates (a batch decided but not committed when the broker died) and
+the time from restart to the first new decision are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.events import Transaction
+from streamscore.libs.simulator.scenario import get
+from streamscore.libs.topics import STREAMS, TopicSpec
+from streamscore.services import stack
+from streamscore.services.clients import make_admin, make_producer
+from streamscore.services.sim_producer import publish
+from streamscore.services.topics_admin import create_topics
+from tests.processor_runs import create_stream_topics, read_all, start_cli, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+S = STREAMS["transactions"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Decision(msgspec.Struct):
+    event_id: str
+    decision: str
+    score: float | None
+    model_version: str
+
+
+@pytest.fixture
+def own_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Settings, Settings]]:
+    """A Kafka + Redis of this test only: ``(the stack's own settings, clients' settings)``.
+
+    Its ports are pinned (environment), so a restart comes back where the clients
+    already point: a broker that came back elsewhere would be a different fault.
+    """
+    os.environ.setdefault("STREAMSCORE_KAFKA_CACHE", str(Settings().home / "cache"))
+    for var in ("STREAMSCORE_KAFKA_PORT", "STREAMSCORE_KAFKA_CONTROLLER_PORT"):
+        monkeypatch.setenv(var, str(_free_port()))
+    monkeypatch.setenv("STREAMSCORE_REDIS_PORT", str(_free_port()))
+    local = Settings(home=tmp_path / "stack", profile="test", kafka_bootstrap=None, redis_url=None)
+    info = stack.up(local, progress=lambda _m: None)
+    try:
+        yield (
+            local,
+            Settings(
+                home=local.home,
+                profile="test",
+                kafka_bootstrap=info.kafka_bootstrap,
+                redis_url=info.redis_url,
+            ),
+        )
+    finally:
+        stack.down(local, progress=lambda _m: None)
+
+
+def test_broker_killed_and_restarted_mid_stream(
+    own_stack: tuple[Settings, Settings], transaction_model_dir: Path, tmp_path: Path
+) -> None:
+    local, settings = own_stack
+    bootstrap, redis_url = settings.kafka_bootstrap or "", settings.redis_url or ""
+    prefix = f"bk-{uuid.uuid4().hex[:6]}."
+    create_stream_topics(settings, "transactions", prefix)
+    create_topics(
+        make_admin(settings),
+        [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.scored_log_topic)],
+    )
+    records = [
+        r
+        for r in get("small").only("transactions").with_days(4).records(seed=17)
+        if isinstance(r.event, Transaction)
+    ]
+    log = tmp_path / "pipeline.log"
+    args = ["pipeline", "--stream", "transactions", "--topic-prefix", prefix]
+    proc = start_cli(
+        [*args, "--model", str(transaction_model_dir)],
+        bootstrap=bootstrap,
+        redis_url=redis_url,
+        log=log,
+    )
+    producer = make_producer(settings, client_id="it-broker-fault")
+    feed = threading.Thread(
+        target=publish,
+        args=(records, producer),
+        kwargs={"rate": 250.0, "topic_prefix": prefix, "progress": lambda _m: None},
+    )
+    restarted_at = 0.0
+    try:
+        feed.start()
+        time.sleep(0.4 * len(records) / 250.0)  # 40 % published
+        info = stack.status(local)
+        assert info is not None and info.kafka_pid is not None
+        os.kill(info.kafka_pid, signal.SIGKILL)
+        time.sleep(5.0)
+        stack.up(local, progress=lambda _m: None)  # same ports, same log directory
+        restarted_at = time.time()
+        feed.join(timeout=300)
+        assert not feed.is_alive()
+        decided = read_all(bootstrap, prefix + S.decision_topic, len(records), timeout_s=240)
+        assert proc.poll() is None, log.read_text()[-3000:]
+    finally:
+        stop(proc)
+
+    by_id: dict[str, set[tuple[str, float | None, str]]] = {}
+    first_after = min(
+        (m.timestamp()[1] / 1000 for m in decided if m.timestamp()[1] / 1000 >= restarted_at),
+        default=float("inf"),
+    )
+    for m in decided:
+        d = msgspec.json.decode(m.value(), type=_Decision)
+        by_id.setdefault(d.event_id, set()).add((d.decision, d.score, d.model_version))
+    sent = {r.event.event_id for r in records}
+    lost = len(sent - set(by_id))
+    conflicting = sum(1 for v in by_id.values() if len(v) > 1)
+    dup = len(decided) - len(by_id)
+    print(
+        f"\nbroker kill: {len(sent)} events, lost {lost}, dup {dup}, conflicting {conflicting}, "
+        f"first decision {first_after - restarted_at:.1f} s after the restart"
+    )
+    assert (lost, conflicting) == (0, 0), log.read_text()[-3000:]
