@@ -46,6 +46,7 @@ from streamscore.services.clients import endpoints, make_consumer, make_producer
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import FeatureStateStore
 from streamscore.services.metrics import DecisionMetrics, FeatureMetrics, StreamMetrics
+from streamscore.services.model_store import ModelStore
 from streamscore.services.policy_store import PolicyStore
 from streamscore.services.scorer import Scorer, default_policy
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
@@ -140,7 +141,8 @@ def build_handler(
         max_bytes=settings.max_message_bytes,
     )
     store = PolicyStore(make_redis(settings))
-    scorer = Scorer(
+    models = ModelStore(store.client)
+    scorer = Scorer(  # policy and model follow the stores, as in ``streamscore scorer``
         stream,
         policy=policy or default_policy(stream),
         model=model,
@@ -148,6 +150,7 @@ def build_handler(
         topic_prefix=topic_prefix,
         metrics=DecisionMetrics() if metrics else None,
         policy_source=lambda: store.active(stream),
+        model_source=lambda: models.active(stream),
     )
     return FusedHandler(
         features,

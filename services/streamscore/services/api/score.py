@@ -65,6 +65,7 @@ from streamscore.services.clients import endpoints, make_redis
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import ConflictLimitError, FeatureStateStore
 from streamscore.services.metrics import ApiMetrics, DecisionMetrics
+from streamscore.services.model_store import ModelStore
 from streamscore.services.policy_store import PolicyStore
 from streamscore.services.scorer import Scorer, default_policy
 from streamscore.services.stream_processor import Decoded
@@ -335,8 +336,11 @@ def build_sync_scoring(
 
     ``models`` maps a stream to its verified model and explainer; a stream
     without one decides on the policy's degraded path (no score), like a
-    scorer started without a model. The Redis timeout is short on purpose: a
-    slow store sends requests to the degraded path instead of holding them.
+    scorer started without a model. As in ``streamscore scorer``, the model
+    store's active model wins once there is one (promotions and rollbacks
+    through the API apply between batches), and so does the active policy.
+    The Redis timeout is short on purpose: a slow store sends requests to the
+    degraded path instead of holding them.
     """
     import redis.asyncio as aioredis  # noqa: PLC0415
 
@@ -346,6 +350,7 @@ def build_sync_scoring(
     )
     state = FeatureStateStore(client, decode_state)
     policies = PolicyStore(make_redis(settings))
+    models_store = ModelStore(policies.client)
     decision_metrics = DecisionMetrics(registry)
     per_stream = {}
     for stream in streams:
@@ -366,6 +371,7 @@ def build_sync_scoring(
                 topic_prefix=topic_prefix,
                 metrics=decision_metrics,
                 policy_source=lambda s=stream: policies.active(s),  # type: ignore[misc]
+                model_source=lambda s=stream: models_store.active(s),  # type: ignore[misc]
             ),
         )
     delivery = AsyncDelivery(ep.kafka_bootstrap, client_id="api-score")
