@@ -45,7 +45,7 @@ from tests.processor_runs import (
 )
 
 pytestmark = pytest.mark.integration
-DAYS = 21
+DAYS = 30
 #: Replay speed (event time / wall time): 7 days of event time pass in ~12 s, so the
 #: partitions' event times stay far closer than the terminal group's 7-day grace.
 SPEEDUP = 50_000
@@ -95,7 +95,7 @@ def test_online_equals_offline_and_replay_changes_nothing(
     records = _records()
     events = [x for x in records if isinstance(x.event, Transaction)]
     labels = [x for x in records if isinstance(x.event, Chargeback)]
-    assert len(events) > 15_000 and len(labels) > 50
+    assert len(events) > 25_000 and len(labels) > 1_000  # a month: 28,503 and 1,476
     producer = make_producer(stack_settings, client_id="it-features")
     group = f"{prefix}streamscore-features-transactions"
     log1 = tmp_path / "processor-1.log"
