@@ -36,13 +36,18 @@ def create_stream_topics(
 
 
 def start_cli(
-    args: list[str], *, bootstrap: str, redis_url: str, log: Path
+    args: list[str],
+    *,
+    bootstrap: str,
+    redis_url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``streamscore ARGS...`` on the given Kafka and Redis, output appended to ``log``."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": redis_url}
-    env.pop("STREAMSCORE_METRICS_PORT", None)
+    """``streamscore ARGS...`` on the given Kafka and Redis (plus ``env``), output to ``log``."""
+    full = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": redis_url, **(env or {})}
+    full.pop("STREAMSCORE_METRICS_PORT", None)
     cmd = [sys.executable, "-m", "streamscore.services.cli", *args]
-    return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, env=full, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 def start_processor(

@@ -268,6 +268,28 @@ def _add_pipeline_command(sub: Any) -> None:
     p.set_defaults(func=cmd_pipeline)
 
 
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from streamscore.services.dlq_replay import replay_dlq  # noqa: PLC0415
+
+    stats = replay_dlq(_settings(), args.topic, reasons=set(args.reason) if args.reason else None)
+    print(
+        f"{args.topic}: replayed {sum(stats.replayed.values()):,} {dict(stats.replayed)}, "
+        f"passed over {sum(stats.passed_over.values()):,} {dict(stats.passed_over)}, "
+        f"unroutable {stats.unroutable}"
+    )
+    return 0
+
+
+def _add_dlq_command(sub: Any) -> None:
+    """``dlq replay``: dead letters back to their source topic, after a fix."""
+    dlq = sub.add_parser("dlq", help="dead-letter queues")
+    dsub = dlq.add_subparsers(dest="dlq_command", required=True)
+    rep = dsub.add_parser("replay", help="send a DLQ's records back to their source topic")
+    rep.add_argument("--topic", required=True, help="the DLQ, e.g. dlq.events.transactions")
+    rep.add_argument("--reason", action="append", help="only records refused for this reason")
+    rep.set_defaults(func=cmd_dlq_replay)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
@@ -471,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scored_sink_command(sub)
     _add_api_command(sub)
     _add_pipeline_command(sub)
+    _add_dlq_command(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
