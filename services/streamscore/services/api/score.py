@@ -280,8 +280,10 @@ class SyncScoring:
         return vectors, "store"
 
     def close(self) -> None:
+        """Stop the decision loops and flush the producer (every answered request was acked)."""
         for c in self._coalescers.values():
-            c.task.cancel()
+            if not c.loop.is_closed():
+                c.task.cancel()
         self.delivery.close()
 
 
