@@ -172,6 +172,24 @@ class DecisionMetrics:
             ["stream"],
             registry=registry,
         )
+        self.capacity_downgrades = Counter(
+            "streamscore_capacity_downgrades_total",
+            "Alerts downgraded to the first outcome: outside the day's top alerts_per_day.",
+            ["stream"],
+            registry=registry,
+        )
+        self.capacity_unavailable = Counter(
+            "streamscore_capacity_unavailable_total",
+            "Batches whose daily capacity could not be read (not enforced: fail open on workload).",
+            ["stream"],
+            registry=registry,
+        )
+        self.shadow_decisions = Counter(
+            "streamscore_shadow_decisions_total",
+            "Decisions of the shadow policy beside the active one's, by both outcomes.",
+            ["stream", "active", "shadow"],
+            registry=registry,
+        )
 
 
 class FeatureMetrics:

@@ -3,6 +3,10 @@
 Scorers read the active policy from here (so a change needs no redeploy); the
 history is a Redis list of policy documents, newest first. Every document is
 validated by :func:`~streamscore.libs.policy.spec.load_policy` before it is stored.
+
+Each stream also has a *shadow* slot: a policy that scorers run beside the
+active one on the same scores, counting agreement only (its decisions are never
+published). Promoting a shadow is activating it like any policy.
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from __future__ import annotations
 import msgspec
 import redis
 
-from streamscore.libs.policy.spec import Policy, PolicyError, load_policy
+from streamscore.libs.policy.spec import Policy, PolicyError, load_policy, validate
 
 HISTORY_KEY = "{ns}:policy:{stream}:history"
 ACTIVE_KEY = "{ns}:policy:{stream}:active"
+SHADOW_KEY = "{ns}:policy:{stream}:shadow"
 MAX_HISTORY = 100
 
 
@@ -53,3 +58,17 @@ class PolicyStore:
         previous = versions[idx + 1]
         self.client.set(ACTIVE_KEY.format(ns=self.ns, stream=stream), msgspec.json.encode(previous))
         return previous
+
+    def shadow(self, stream: str) -> Policy | None:
+        """The shadow policy of ``stream`` (``None``: no shadow)."""
+        raw = self.client.get(SHADOW_KEY.format(ns=self.ns, stream=stream))
+        return None if raw is None else load_policy(raw)  # type: ignore[arg-type]
+
+    def set_shadow(self, policy: Policy) -> None:
+        """Run ``policy`` in shadow on its stream (replacing any shadow; validated first)."""
+        raw = msgspec.json.encode(validate(policy))
+        self.client.set(SHADOW_KEY.format(ns=self.ns, stream=policy.stream), raw)
+
+    def clear_shadow(self, stream: str) -> bool:
+        """Stop the shadow of ``stream``; whether there was one."""
+        return bool(self.client.delete(SHADOW_KEY.format(ns=self.ns, stream=stream)))

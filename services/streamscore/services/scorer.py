@@ -7,6 +7,14 @@ log records are acknowledged. The model is read once per batch: a hot swap
 carries exactly one model version. With a ``model_source`` (the model store's
 active reference) the scorer adopts a newly promoted or rolled-back model
 between batches (:meth:`Scorer.refresh_model`).
+
+With a ``capacity`` ledger the policy's daily investigator capacity
+(``alerts_per_day``) is enforced, shared by every scorer through Redis
+(:mod:`streamscore.services.capacity`). With a ``shadow_source`` the store's
+shadow policy also decides every batch, on the same scores and features and
+without side effects; only the agreement is counted
+(``streamscore_shadow_decisions_total``), the decisions and the scored-event log
+stay the active policy's (:meth:`Scorer.refresh_shadow`).
 """
 
 from __future__ import annotations
@@ -40,9 +48,18 @@ from streamscore.libs.model.reasons import TreeReasons
 from streamscore.libs.model.safety import ModelRefused
 from streamscore.libs.model.session import ScoringSession
 from streamscore.libs.policy.budget import DegradedBudget
+from streamscore.libs.policy.capacity import CAPACITY_PATH, CapacityLedger
 from streamscore.libs.policy.spec import Policy, PolicyError, load_policy
-from streamscore.libs.scoring.decide import NO_MODEL_VERSION, Explainer, ScoreModel, decide
+from streamscore.libs.scoring.decide import (
+    NO_MODEL_VERSION,
+    Explainer,
+    ScoredBatch,
+    ScoreModel,
+    decide,
+    shadow_outcomes,
+)
 from streamscore.libs.topics import STREAMS
+from streamscore.services.capacity import RedisCapacity
 from streamscore.services.clients import make_consumer, make_producer, make_redis
 from streamscore.services.metrics import DecisionMetrics, StreamMetrics, degraded_kind, path_kind
 from streamscore.services.model_loader import open_model
@@ -87,6 +104,8 @@ class Scorer:
         model_loader: Callable[
             [ModelRef, str], tuple[ScoreModel, Explainer | None]
         ] = load_reference,
+        capacity: CapacityLedger | None = None,
+        shadow_source: Callable[[], Policy | None] | None = None,
     ) -> None:
         self.stream = STREAMS[stream]
         self.metrics = metrics
@@ -108,6 +127,14 @@ class Scorer:
         self.feature_names = model_features(stream)
         self.key_fields = sorted({g.entity.join_key for g in groups(stream)})
         self.budget = _budget_for(policy)
+        self.capacity = capacity
+        self._shadow_source = shadow_source
+        self._shadow_checked = -math.inf
+        self.shadow: Policy | None = None
+        self.shadow_budget: DegradedBudget | None = None
+        self.shadow_errors = 0
+        #: (active outcome, shadow outcome) -> decisions, since this scorer started.
+        self.shadow_agreement: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self._publish_model(None, model)
 
@@ -163,6 +190,36 @@ class Scorer:
         # A new policy may change the degraded budget's limits: start its minute afresh.
         self.budget = _budget_for(active)
 
+    def refresh_shadow(self) -> None:
+        """Adopt the store's shadow policy (or its absence), like :meth:`refresh_policy`.
+
+        1. Checked between batches only, at most every ``policy_refresh_s``.
+        2. A store that cannot be read keeps the current shadow (counted in
+           ``shadow_errors``) and is asked again after ``POLICY_ERROR_BACKOFF_S``.
+        3. A shadow for another stream is ignored (and counted).
+        4. A new shadow gets its own degraded budget: a shadow never spends the
+           active policy's.
+        """
+        if self._shadow_source is None:
+            return
+        now = time.monotonic()
+        if now - self._shadow_checked < self._policy_refresh_s:
+            return
+        self._shadow_checked = now
+        try:
+            shadow = self._shadow_source()
+        except (redis.RedisError, PolicyError):  # 2.
+            self.shadow_errors += 1
+            self._shadow_checked = now + POLICY_ERROR_BACKOFF_S
+            return
+        if shadow is not None and shadow.stream != self.stream.name:  # 3.
+            self.shadow_errors += 1
+            return
+        if shadow is None:
+            self.shadow, self.shadow_budget = None, None
+        elif self.shadow is None or shadow.version != self.shadow.version:
+            self.shadow, self.shadow_budget = shadow, _budget_for(shadow)  # 4.
+
     def refresh_model(self) -> None:
         """Adopt the store's active model when it is another version than the one serving.
 
@@ -213,6 +270,7 @@ class Scorer:
     def handle(self, batch: Sequence[Decoded]) -> list[Output]:
         """Decide a micro-batch; returns decision and scored-log records, keyed like the input."""
         self.refresh_policy()
+        self.refresh_shadow()
         self.refresh_model()
         with self._lock:
             model, explainer = self._model, self._explainer
@@ -228,7 +286,10 @@ class Scorer:
             now=now,
             budget=self.budget,
             explainer=explainer,
+            capacity=self.capacity,
         )
+        if self.shadow is not None:
+            self._compare_shadow(self.shadow, vectors, scored.decisions, scored, now)
         if self.metrics is not None:
             self._observe(batch, scored.decisions, scored.missing_cells, now)
         names_hash = hash_feature_names(scored.feature_names)
@@ -269,6 +330,32 @@ class Scorer:
             )
         return out
 
+    def _compare_shadow(
+        self,
+        shadow: Policy,
+        vectors: Sequence[FeatureVector],
+        decisions: Sequence[Decision],
+        scored: ScoredBatch,
+        now: datetime,
+    ) -> None:
+        """Decide the batch with the shadow policy too and count agreement (no other effect)."""
+        outcomes = shadow_outcomes(
+            vectors,
+            scored,
+            policy=shadow,
+            key_fields=self.key_fields,
+            now=now,
+            budget=self.shadow_budget,
+        )
+        pairs = Counter(
+            (str(d.decision), s.outcome)  # type: ignore[attr-defined]
+            for d, s in zip(decisions, outcomes, strict=True)
+        )
+        self.shadow_agreement.update(pairs)
+        if self.metrics is not None:
+            for (active, shadowed), n in pairs.items():
+                self.metrics.shadow_decisions.labels(self.stream.name, active, shadowed).inc(n)
+
     def _observe(
         self,
         batch: Sequence[Decoded],
@@ -291,6 +378,9 @@ class Scorer:
             hist.observe(max(0.0, (now_ms - d.timestamp_ms) / 1000))
         m.missing_values.labels(name).inc(missing)
         m.exposure.labels(name).set(self.budget.exposure_last_minute)
+        downgraded = sum(d.policy_path == CAPACITY_PATH for d in decisions)
+        if downgraded:
+            m.capacity_downgrades.labels(name).inc(downgraded)
 
 
 def load_model(model_dir: Path, stream: str) -> tuple[ScoringSession, TreeReasons]:
@@ -332,15 +422,19 @@ def run_scorer(
     # The active policy lives in Redis (changed through the API); the file is the fallback.
     store = PolicyStore(make_redis(settings))
     models = ModelStore(store.client)
+    metrics = DecisionMetrics()
     scorer = Scorer(
         stream,
         policy=policy or default_policy(stream),
         model=model,
         explainer=explainer,
         topic_prefix=topic_prefix,
-        metrics=DecisionMetrics(),
+        metrics=metrics,
         policy_source=lambda: store.active(stream),
         model_source=lambda: models.active(stream),
+        # The day's alerts are shared by every scorer of the stream (per tenant prefix).
+        capacity=RedisCapacity(store.client, prefix=topic_prefix, metrics=metrics),
+        shadow_source=lambda: store.shadow(stream),
     )
     consumer = make_consumer(
         settings,

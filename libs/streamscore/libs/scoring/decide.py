@@ -3,7 +3,10 @@
 1. Build the model input in the model's feature order (missing = NaN).
 2. Score with the model (no model: every row is degraded, ``no_score``).
 3. Mark rows whose required feature groups are stale or unavailable.
-4. Apply the policy (thresholds, rules, degraded mode and its budget).
+4. Apply the policy (thresholds, rules, degraded mode and its budget), then,
+   with a capacity ledger and a policy with ``alerts_per_day``, the day's
+   investigator capacity (:mod:`streamscore.libs.policy.capacity`; the decisions
+   it downgrades carry the reason ``capacity``).
 5. Reasons: the rules that fired, then the model's top contributions for
    rows whose outcome is not the first of the ladder (the approvals need none,
    and contributions cost more than scoring).
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,7 +31,8 @@ from streamscore.libs.contracts.decisions import MAX_REASONS, Decision, Reason
 from streamscore.libs.contracts.features import FeatureVector, event_of
 from streamscore.libs.contracts.registry import CONTRACTS
 from streamscore.libs.policy.budget import DegradedBudget
-from streamscore.libs.policy.engine import BatchInput, decide_batch
+from streamscore.libs.policy.capacity import CAPACITY_PATH, CAPACITY_REASON, CapacityLedger, enforce
+from streamscore.libs.policy.engine import BatchInput, PolicyDecision, decide_batch
 from streamscore.libs.policy.spec import Policy
 from streamscore.libs.scoring.matrix import degraded_reason, model_matrix
 
@@ -84,6 +88,7 @@ def decide(
     budget: DegradedBudget | None = None,
     explainer: Explainer | None = None,
     top_k: int = 5,
+    capacity: CapacityLedger | None = None,
 ) -> ScoredBatch:
     """Decide every event of ``vectors`` (all of ``stream``)."""
     names = list(model.feature_names) if model is not None else list(feature_names)
@@ -92,12 +97,14 @@ def decide(
         scores = np.asarray(model.predict(X), dtype=np.float64)
     else:
         scores = np.full(len(vectors), np.nan)
-    required = policy.degraded.required_groups
-    why = [degraded_reason(dict(fv.feature_statuses), required) for fv in vectors]
     events = [event_of(fv) for fv in vectors]
-    keys = {k: [str(getattr(ev, k, "")) for ev in events] for k in key_fields}
-    batch = BatchInput(scores, X, {n: i for i, n in enumerate(names)}, keys, why)
+    batch = policy_input(vectors, policy, X, scores, names, key_fields)
     outcomes = decide_batch(policy, batch, now_s=now.timestamp(), budget=budget)
+    if capacity is not None and policy.alerts_per_day is not None:
+        ids = [ev.event_id for ev in events]
+        days = [ev.event_time.astimezone(UTC).strftime("%Y%m%d") for ev in events]
+        outcomes = enforce(policy, stream, capacity, outcomes, scores.tolist(), ids, days)
+    why = batch.degraded or []
 
     contributions: dict[int, list[tuple[str, float]]] = {}
     if explainer is not None and model is not None:
@@ -115,6 +122,8 @@ def decide(
     decisions = []
     for i, (fv, ev, d) in enumerate(zip(vectors, events, outcomes, strict=True)):
         reasons = [Reason(code=f"rule:{r}", weight=None) for r in d.rule_ids]
+        if d.policy_path == CAPACITY_PATH:
+            reasons.append(Reason(code=CAPACITY_REASON, weight=None))
         reasons += [Reason(code=n, weight=round(w, 6)) for n, w in contributions.get(i, [])]
         score = None if np.isnan(scores[i]) else min(1.0, max(0.0, float(scores[i])))
         extra: dict[str, object] = {}
@@ -140,3 +149,37 @@ def decide(
             )
         )
     return ScoredBatch(decisions, X, scores, names, missing, sum(w is not None for w in why))
+
+
+def policy_input(  # noqa: PLR0917 (a scored batch's parts)
+    vectors: Sequence[FeatureVector],
+    policy: Policy,
+    X: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float64],
+    names: Sequence[str],
+    key_fields: Sequence[str],
+) -> BatchInput:
+    """What ``policy`` sees of a scored batch (its own required feature groups decide degraded)."""
+    required = policy.degraded.required_groups
+    why = [degraded_reason(dict(fv.feature_statuses), required) for fv in vectors]
+    events = [event_of(fv) for fv in vectors]
+    keys = {k: [str(getattr(ev, k, "")) for ev in events] for k in key_fields}
+    return BatchInput(scores, X, {n: i for i, n in enumerate(names)}, keys, why)
+
+
+def shadow_outcomes(
+    vectors: Sequence[FeatureVector],
+    scored: ScoredBatch,
+    *,
+    policy: Policy,
+    key_fields: Sequence[str],
+    now: datetime,
+    budget: DegradedBudget | None = None,
+) -> list[PolicyDecision]:
+    """What ``policy`` would decide on a batch already scored: same scores, same features.
+
+    No model call and no capacity (a shadow consumes none of the day's alerts);
+    ``budget`` should be the shadow's own, so the active degraded budget is untouched.
+    """
+    batch = policy_input(vectors, policy, scored.X, scored.scores, scored.feature_names, key_fields)
+    return decide_batch(policy, batch, now_s=now.timestamp(), budget=budget)
