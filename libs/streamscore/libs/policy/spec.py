@@ -79,8 +79,13 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     thresholds: list[Score]
     degraded: Degraded
     rules: list[Rule] = msgspec.field(default_factory=list)
-    #: Investigator capacity: alerts (outcomes above the first) per day the team can review.
-    alerts_per_day: int | None = None
+    #: Investigator capacity: alerts (model-path outcomes above the first) per UTC day of the
+    #: event time that the team can review, shared by every scorer. Once the day holds this
+    #: many, a model alert at the lowest alert outcome scoring below the day's k-th highest
+    #: alert score is downgraded to the first outcome (``capacity:over``); higher outcomes
+    #: and rule decisions never are. An online top-k: see
+    #: :mod:`streamscore.libs.policy.capacity`. ``None``: unlimited.
+    alerts_per_day: Annotated[int, msgspec.Meta(ge=1)] | None = None
     description: str = ""
 
     def outcome_index(self, score: float) -> int:

@@ -1,10 +1,11 @@
-"""Administration routes: policies (list, activate, roll back, thresholds), token revocation,
-the audit log. Each needs the ``admin`` scope; each change is audited before it applies.
+"""Administration routes: policies (list, activate, roll back, thresholds, shadow), token
+revocation, the audit log. Each needs the ``admin`` scope; each change is audited before it applies.
 
 (No ``from __future__ import annotations`` here: FastAPI must see the real
 ``Depends(...)`` objects of the closures, not strings it would resolve globally.)
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -44,6 +45,7 @@ def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
             s: {
                 "active": (a.version if (a := policies.active(s)) else None),
                 "history": [h.version for h in policies.history(s)],
+                "shadow": (sh.version if (sh := policies.shadow(s)) else None),
             }
             for s in STREAMS
         }
@@ -69,6 +71,8 @@ def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
         except PolicyError as exc:
             raise HTTPException(422, str(exc)) from exc
         return {"active": policy.version}
+
+    _shadow_routes(router, admin, stream_name, policies, audit)
 
     @router.post("/v1/admin/policies/{stream}/rollback")
     def rollback(stream: str, p: Annotated[Principal, Depends(admin)]) -> dict[str, Any]:
@@ -126,3 +130,53 @@ def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
         return audit.last(max(1, min(n, 1000)))
 
     return router
+
+
+def _shadow_routes(
+    router: APIRouter,
+    admin: Callable[..., Principal],
+    stream_name: Callable[[str], str],
+    policies: PolicyStore,
+    audit: AuditLog,
+) -> None:
+    """``PUT``/``DELETE /v1/admin/policies/{stream}/shadow``: the stream's shadow policy.
+
+    Scorers run the shadow beside the active policy and count agreement only
+    (``streamscore_shadow_decisions_total``); promoting it is activating it.
+    """
+
+    @router.put("/v1/admin/policies/{stream}/shadow", status_code=201)
+    def put_shadow(
+        stream: str,
+        p: Annotated[Principal, Depends(admin)],
+        body: Annotated[dict[str, Any], Body()],
+    ) -> dict[str, Any]:
+        """Run a policy in shadow beside the active one (promote: PUT its document as active)."""
+        stream_name(stream)
+        try:
+            policy = load_policy(msgspec.json.encode(body))
+            if policy.stream != stream:
+                raise PolicyError(f"policy is for {policy.stream!r}, not {stream!r}")
+        except PolicyError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        audit.record(
+            actor=p.subject,
+            action="policy.shadow",
+            target=stream,
+            detail={"version": policy.version},
+        )
+        policies.set_shadow(policy)
+        return {"shadow": policy.version}
+
+    @router.delete("/v1/admin/policies/{stream}/shadow")
+    def delete_shadow(stream: str, p: Annotated[Principal, Depends(admin)]) -> dict[str, Any]:
+        stream_name(stream)
+        current = policies.shadow(stream)
+        audit.record(
+            actor=p.subject,
+            action="policy.shadow_clear",
+            target=stream,
+            detail={"version": current.version if current else None},
+        )
+        policies.clear_shadow(stream)
+        return {"shadow": None}
