@@ -42,6 +42,7 @@ from streamscore.libs.contracts.features import FeatureVector
 from streamscore.libs.policy.spec import Policy
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
 from streamscore.libs.windows import warmup
+from streamscore.services.capacity import RedisCapacity
 from streamscore.services.clients import endpoints, make_consumer, make_producer, make_redis
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import FeatureStateStore
@@ -142,15 +143,18 @@ def build_handler(
     )
     store = PolicyStore(make_redis(settings))
     models = ModelStore(store.client)
-    scorer = Scorer(  # policy and model follow the stores, as in ``streamscore scorer``
+    dm = DecisionMetrics() if metrics else None
+    scorer = Scorer(  # policy, model, shadow and capacity as in ``streamscore scorer``
         stream,
         policy=policy or default_policy(stream),
         model=model,
         explainer=explainer,
         topic_prefix=topic_prefix,
-        metrics=DecisionMetrics() if metrics else None,
+        metrics=dm,
         policy_source=lambda: store.active(stream),
         model_source=lambda: models.active(stream),
+        capacity=RedisCapacity(store.client, prefix=topic_prefix, metrics=dm),
+        shadow_source=lambda: store.shadow(stream),
     )
     return FusedHandler(
         features,

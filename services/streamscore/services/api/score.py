@@ -61,6 +61,7 @@ from streamscore.libs.policy.spec import Policy, PolicyError
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
 from streamscore.libs.topics import STREAMS
 from streamscore.services.async_delivery import AsyncDelivery, DeliveryError
+from streamscore.services.capacity import RedisCapacity
 from streamscore.services.clients import endpoints, make_redis
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import ConflictLimitError, FeatureStateStore
@@ -354,6 +355,8 @@ def build_sync_scoring(
     policies = PolicyStore(make_redis(settings))
     models_store = ModelStore(policies.client)
     decision_metrics = DecisionMetrics(registry)
+    # The day's alert capacity is shared with the stream path (same keys, same prefix).
+    capacity = RedisCapacity(policies.client, prefix=topic_prefix, metrics=decision_metrics)
     per_stream = {}
     for stream in streams:
         model, explainer = models.get(stream, (None, None))
@@ -374,6 +377,8 @@ def build_sync_scoring(
                 metrics=decision_metrics,
                 policy_source=lambda s=stream: policies.active(s),  # type: ignore[misc]
                 model_source=lambda s=stream: models_store.active(s),  # type: ignore[misc]
+                capacity=capacity,
+                shadow_source=lambda s=stream: policies.shadow(s),  # type: ignore[misc]
             ),
         )
     delivery = AsyncDelivery(ep.kafka_bootstrap, client_id="api-score")
