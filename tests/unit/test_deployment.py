@@ -262,3 +262,285 @@ def test_services_can_listen_beyond_loopback() -> None:
         if re.search(r"addr=\"127\.0\.0\.1\"|host=\"127\.0\.0\.1\"", p.read_text())
     ]
     assert not hard_coded, hard_coded
+
+
+# --- k8s/ -------------------------------------------------------------------------
+#
+# The overlays are rendered here by a small kustomize subset (resources, namespace,
+# images, replicas, patches with or without a target, strategic merge by container
+# name), so no kubectl is needed; when kubectl is installed its `kubectl kustomize`
+# output must equal ours. Every manifest then validates against the Kubernetes
+# OpenAPI schemas (kubernetes-validate, strict: no unknown fields) and KEDA's
+# ScaledObject against tests/data/keda-scaledobject.schema.json.
+
+K8S = ROOT / "k8s"
+K8S_VERSION = "1.32"
+OVERLAYS = ("base", "overlays/local", "overlays/production")
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(x, dict) and "name" in x for x in base + patch)
+    ):
+        merged = {x["name"]: x for x in base}
+        for item in patch:
+            merged[item["name"]] = _merge(merged.get(item["name"], {}), item)
+        return list(merged.values())
+    return patch
+
+
+def _selects(selector: str, found: dict[str, str]) -> bool:
+    for term in re.split(r",(?![^()]*\))", selector):
+        if m := re.fullmatch(r"\s*(\S+)\s+in\s+\(([^)]*)\)\s*", term):
+            if found.get(m[1]) not in {v.strip() for v in m[2].split(",")}:
+                return False
+        else:
+            key, value = term.split("=", 1)
+            if found.get(key.strip()) != value.strip():
+                return False
+    return True
+
+
+def _pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
+    if doc["kind"] in {"Deployment", "Job"}:
+        spec: dict[str, Any] = doc["spec"]["template"]["spec"]
+        return spec
+    return None
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    """The manifests of a kustomization folder."""
+    kust = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    docs: list[dict[str, Any]] = []
+    for res in kust.get("resources", []):
+        path = (folder / res).resolve()
+        if path.is_dir():
+            docs += render(path)
+        else:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for patch in kust.get("patches", []):
+        target = patch.get("target")
+        for p in yaml.safe_load_all((folder / patch["path"]).read_text()):
+            for i, doc in enumerate(docs):
+                if target:
+                    hit = doc["kind"] == target["kind"] and _selects(
+                        target.get("labelSelector", ""), doc["metadata"].get("labels", {})
+                    )
+                    named = {**p, "metadata": {**p["metadata"], "name": doc["metadata"]["name"]}}
+                else:
+                    named = p
+                    hit = (doc["kind"], doc["metadata"]["name"]) == (
+                        p["kind"],
+                        p["metadata"]["name"],
+                    )
+                if hit:
+                    docs[i] = _merge(doc, named)
+    for rep in kust.get("replicas", []):
+        for doc in docs:
+            if doc["kind"] == "Deployment" and doc["metadata"]["name"] == rep["name"]:
+                doc["spec"]["replicas"] = rep["count"]
+    for image in kust.get("images", []):
+        for doc in docs:
+            pod = _pod_spec(doc)
+            for c in pod["containers"] if pod else []:
+                if c["image"].split(":")[0] in {image["name"], image.get("newName")}:
+                    c["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
+    if "namespace" in kust:
+        for doc in docs:
+            doc["metadata"]["namespace"] = kust["namespace"]
+    return docs
+
+
+def rendered(overlay: str) -> list[dict[str, Any]]:
+    return render(K8S / overlay)
+
+
+def _by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_our_rendering_equals_kubectl_kustomize(overlay: str) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: our rendering is the only one")
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S / overlay)], capture_output=True, text=True, check=True
+    )
+    theirs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out.stdout)}
+    ours = {(d["kind"], d["metadata"]["name"]): d for d in rendered(overlay)}
+    assert set(theirs) == set(ours)
+    for key, doc in ours.items():
+        assert doc == theirs[key], key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_manifest_validates_against_the_kubernetes_schemas(overlay: str) -> None:
+    import kubernetes_validate
+
+    keda = json.loads((DATA / "keda-scaledobject.schema.json").read_text())
+    for doc in rendered(overlay):
+        if doc["kind"] == "ScaledObject":
+            jsonschema.Draft7Validator(keda).validate(doc)
+        else:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_every_base_file_validates_on_its_own() -> None:
+    import kubernetes_validate
+
+    for path in sorted((K8S / "base").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] not in {"Kustomization", "ScaledObject"}:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_keda_schema_rejects_a_scaled_object_without_its_target() -> None:
+    keda = json.loads((DATA / "keda-scaledobject.schema.json").read_text())
+    so = _by_kind(rendered("base"), "ScaledObject")["pipeline-transactions"]
+    broken = {**so, "spec": {k: v for k, v in so["spec"].items() if k != "scaleTargetRef"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(keda).validate(broken)
+
+
+def _settings_map(docs: list[dict[str, Any]]) -> dict[str, str]:
+    data: dict[str, str] = _by_kind(docs, "ConfigMap")["streamscore-settings"]["data"]
+    return data
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_containers_run_real_commands_with_project_settings(overlay: str) -> None:
+    docs = rendered(overlay)
+    settings = _settings_map(docs)
+    assert set(settings) <= project_env_vars(), sorted(set(settings) - project_env_vars())
+    for doc in docs:
+        pod = _pod_spec(doc)
+        if pod is None:
+            continue
+        for c in pod["containers"]:
+            args = build_parser().parse_args(c["args"])
+            assert c["args"][0] not in NOT_A_SERVICE
+            assert {e["name"] for e in c.get("env", [])} <= project_env_vars()
+            key = next(e for e in c["env"] if e["name"] == "STREAMSCORE_API_SIGNING_KEY")
+            assert key["valueFrom"]["secretKeyRef"]["name"] == "streamscore-api-signing-key"
+            assert "value" not in key, "a Secret reference, never a literal"
+            res = c["resources"]
+            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory"}
+            if hasattr(args, "stream"):
+                assert args.stream.replace("_", "-") in doc["metadata"]["name"]
+    assert not _by_kind(docs, "Secret"), "the signing key Secret is created out of band"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_point_at_endpoints_that_exist(overlay: str) -> None:
+    docs = rendered(overlay)
+    metrics_port = int(_settings_map(docs)["STREAMSCORE_METRICS_PORT"])
+    api_routes = {
+        r.strip('"')
+        for r in re.findall(
+            r"@app\.get\((\"[^\"]+\")",
+            (ROOT / "services/streamscore/services/api/app.py").read_text(),
+        )
+    }
+    for name, dep in _by_kind(docs, "Deployment").items():
+        (c,) = dep["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        args = build_parser().parse_args(c["args"])
+        for kind in ("readinessProbe", "livenessProbe"):
+            get = c[kind]["httpGet"]
+            port = ports[get["port"]]
+            if args.func.__name__ == "cmd_api":
+                assert port == args.port, name
+                assert get["path"] in api_routes, (name, get["path"])
+                expected = "/readyz" if kind == "readinessProbe" else "/healthz"
+                assert get["path"] == expected
+            else:
+                # Stream services serve only prometheus_client's /metrics.
+                assert (get["path"], port) == ("/metrics", metrics_port), name
+                labels = dep["spec"]["template"]["metadata"]["labels"]
+                assert labels["streamscore.io/metrics"] == "true"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_deployment_has_a_pdb_and_autoscaling(overlay: str) -> None:
+    docs = rendered(overlay)
+    pdbs = _by_kind(docs, "PodDisruptionBudget")
+    scaled = _by_kind(docs, "ScaledObject")
+    partitions = int(_settings_map(docs)["STREAMSCORE_TOPIC_PARTITIONS"])
+    for name, dep in _by_kind(docs, "Deployment").items():
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert any(
+            set(p["spec"]["selector"]["matchLabels"].items()) <= set(labels.items())
+            for p in pdbs.values()
+        ), f"{name} has no PodDisruptionBudget"
+        (c,) = dep["spec"]["template"]["spec"]["containers"]
+        args = build_parser().parse_args(c["args"])
+        if c["args"][0] == "pipeline":
+            so = scaled[name]
+            assert so["spec"]["scaleTargetRef"]["name"] == name
+            assert so["spec"]["maxReplicaCount"] <= partitions
+            (trigger,) = so["spec"]["triggers"]
+            meta = trigger["metadata"]
+            assert trigger["type"] == "kafka"
+            # The consumer group and topic the pipeline really uses (pipeline.py).
+            assert meta["consumerGroup"] == f"streamscore-pipeline-{args.stream}"
+            pipeline_src = (ROOT / "services/streamscore/services/pipeline.py").read_text()
+            assert 'group_id=f"{topic_prefix}streamscore-pipeline-{stream}"' in pipeline_src
+            assert meta["topic"] == f"events.{args.stream}"
+            assert meta["bootstrapServersFromEnv"] in {e["name"] for e in c.get("env", [])} | set(
+                _settings_map(docs)
+            )
+    hpa = _by_kind(docs, "HorizontalPodAutoscaler")["api"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "api",
+    }
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_allow_only_the_needed_traffic(overlay: str) -> None:
+    docs = rendered(overlay)
+    policies = _by_kind(docs, "NetworkPolicy")
+    deny = policies["streamscore-default-deny"]["spec"]
+    assert deny["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in deny and "egress" not in deny
+    egress_ports = {
+        p["port"]
+        for rule in policies["streamscore-egress-kafka-redis-dns"]["spec"]["egress"]
+        for p in rule["ports"]
+    }
+    settings = _settings_map(docs)
+    kafka_port = int(settings["KAFKA_BOOTSTRAP"].rsplit(":", 1)[1])
+    redis_port = int(settings["REDIS_URL"].split("://", 1)[1].split("/")[0].rsplit(":", 1)[1])
+    assert egress_ports == {53, kafka_port, redis_port}
+    api = policies["streamscore-ingress-api"]["spec"]
+    assert [p["port"] for p in api["ingress"][0]["ports"]] == [API_PORT]
+    metrics = policies["streamscore-ingress-metrics"]["spec"]
+    assert [p["port"] for p in metrics["ingress"][0]["ports"]] == [
+        int(settings["STREAMSCORE_METRICS_PORT"])
+    ]
+    services = _by_kind(docs, "Service")
+    assert services["api"]["spec"]["ports"][0]["port"] == API_PORT
+    assert services["streamscore-metrics"]["spec"]["ports"][0]["port"] == int(
+        settings["STREAMSCORE_METRICS_PORT"]
+    )
+
+
+def test_overlays_differ_where_they_should() -> None:
+    local, prod = rendered("overlays/local"), rendered("overlays/production")
+    assert _settings_map(local)["STREAMSCORE_PROFILE"] == "local"
+    assert _settings_map(prod)["STREAMSCORE_PROFILE"] == "prod"
+    assert _by_kind(local, "Deployment")["api"]["spec"]["replicas"] == 1
+    assert _by_kind(prod, "Deployment")["api"]["spec"]["replicas"] == 3
+    images = {c["image"] for d in prod if (pod := _pod_spec(d)) for c in pod["containers"]}
+    assert images == {"registry.example.com/streamscore/streamscore:0.1.0"}
+    assert all(d["metadata"]["namespace"] == "streamscore" for d in prod)
