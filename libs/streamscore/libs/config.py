@@ -61,13 +61,31 @@ class Settings(BaseSettings):
     dlq_retention_hours: int = Field(default=30 * 24, ge=1)
     #: Largest accepted message value; larger inputs go to the DLQ as ``oversize``.
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
-    #: Port of a process's ``/metrics`` on 127.0.0.1 (unset: not served).
+    #: Port of a process's ``/metrics`` (unset: not served).
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Address the API and ``/metrics`` listen on: loopback unless a container or pod
+    #: must be reached from outside (``0.0.0.0`` there, set by the deployment files).
+    bind_host: str = "127.0.0.1"
     #: Key that signs and verifies the API's bearer tokens (HS256).
     api_signing_key: SecretStr = SecretStr("streamscore-local-signing-key-not-for-production")
     #: The only folder under which the API may promote model folders (relative: to the
     #: API process's working directory); paths resolving outside it are refused.
     models_root: Path = Path("models")
+    #: MLflow tracking and registry store (``STREAMSCORE_MLFLOW_TRACKING_URI``): unset, a
+    #: local SQLite file ``<home>/mlflow/mlflow.db`` (no server); any SQL URL MLflow accepts.
+    mlflow_tracking_uri: str | None = None
+    #: Where MLflow experiments created by streamscore keep artifacts (unset:
+    #: ``<home>/mlflow/artifacts``).
+    mlflow_artifact_root: Path | None = None
+
+    @model_validator(mode="after")
+    def _local_mlflow_by_default(self) -> Settings:
+        # Derived from ``home`` after it is known, so one STREAMSCORE_HOME moves everything.
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        if self.mlflow_artifact_root is None:
+            self.mlflow_artifact_root = self.home / "mlflow" / "artifacts"
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -90,6 +108,9 @@ class Settings(BaseSettings):
         out["api_signing_key"] = "***"
         out["home"] = str(self.home)
         out["models_root"] = str(self.models_root)
+        out["mlflow_artifact_root"] = str(self.mlflow_artifact_root)
+        if self.mlflow_tracking_uri:
+            out["mlflow_tracking_uri"] = redact_url(self.mlflow_tracking_uri)
         if self.redis_url:
             out["redis_url"] = redact_url(self.redis_url)
         return out

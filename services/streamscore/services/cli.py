@@ -199,7 +199,7 @@ def cmd_features_verify(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if args.follow and settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.bind_host)
     res = run_verify(
         settings,
         args.stream,
@@ -313,10 +313,10 @@ def cmd_api(args: argparse.Namespace) -> int:
         scoring=scoring,
     )
     served = ", ".join(f"{s}={v or 'degraded path'}" for s, v in scoring.models().items())
-    print(f"API on http://127.0.0.1:{args.port} (docs at /docs, metrics at /metrics)")
+    print(f"API on http://{settings.bind_host}:{args.port} (docs at /docs, metrics at /metrics)")
     print(f"scoring: POST /v1/score/<stream> — {served}")
     try:
-        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+        uvicorn.run(app, host=settings.bind_host, port=args.port, log_level="warning")
     finally:
         scoring.close()
     return 0
@@ -382,6 +382,23 @@ def _add_scored_sink_command(sub: Any) -> None:
     sink.add_argument("--max-rows", type=int, default=50_000, help="rows per segment at most")
     sink.add_argument("--max-age", type=float, default=5.0, help="seconds before a file closes")
     sink.set_defaults(func=cmd_scored_sink)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from streamscore.services.trainer import run_train  # noqa: PLC0415
+
+    return run_train(args, _settings())
+
+
+def _add_train_command(sub: Any) -> None:
+    """``train``: examples -> delay-aware split -> XGBoost -> ONNX (parity gate) -> MLflow."""
+    from streamscore.services.train_config import add_arguments  # noqa: PLC0415
+
+    train = sub.add_parser(
+        "train", help="train, evaluate (handbook protocol), export ONNX, log to MLflow"
+    )
+    add_arguments(train)
+    train.set_defaults(func=cmd_train)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -493,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scored_sink_command(sub)
     _add_api_command(sub)
     _add_pipeline_command(sub)
+    _add_train_command(sub)
     _add_dlq_command(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")

@@ -195,7 +195,7 @@ def run_processor(settings: Settings, stream: str, *, topic_prefix: str = "") ->
 
     warmup()  # Numba kernels compiled or loaded before the first event
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.bind_host)
     app, _ = make_app(settings, stream, topic_prefix=topic_prefix)
     worker = Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # exits the process when stopped

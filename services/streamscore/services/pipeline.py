@@ -177,7 +177,7 @@ def run_pipeline(
     """Run the fused pipeline of ``stream`` until SIGTERM or SIGINT (the last batch committed)."""
     warmup()  # Numba kernels compiled or loaded before the first event
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.bind_host)
     handler = build_handler(
         settings,
         stream,

@@ -425,7 +425,7 @@ def run_scored_sink(
     group = f"{topic_prefix}streamscore-scored-sink-{stream}"
     claim_folder(out, stream, topic)
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.bind_host)
     consumer = make_consumer(
         settings,
         group_id=group,

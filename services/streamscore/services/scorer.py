@@ -418,7 +418,7 @@ def run_scorer(
     store has none, or while the store's reference is refused.
     """
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.bind_host)
     # The active policy lives in Redis (changed through the API); the file is the fallback.
     store = PolicyStore(make_redis(settings))
     models = ModelStore(store.client)
