@@ -20,6 +20,13 @@ A third row counts false alarms of ours (default parameters) on a stationary
 stream of ``stationary_n`` values, N(0, 1) or Bernoulli(0.2) (FAULTS.md D4;
 river raises the same ones: the agreement tests pin that).
 
+Half-Space Trees (anomaly scores, not drift flags): on ``hst_n`` rows of
+``hst_features`` features (uniform in [0, 1], 2% of rows moved to a corner),
+ours ``update_many`` (score then learn each row, best of ``repeats``) against
+river's ``score_one`` + ``learn_one`` loop on dicts with integer keys, same
+seed and defaults; ``agrees``: every score within 1e-9 of river's. A second
+row times our single-vector ``update`` path.
+
 DESIGN.md §5 budget: batch ≥ 20× river (river's ADWIN core is compiled Rust;
 there the issue asks for parity at least).
 """
@@ -35,10 +42,12 @@ from importlib.metadata import version
 from typing import Any
 
 import numpy as np
+from river import anomaly as river_anomaly
 from river import drift as river_drift
 
 from streamscore.libs.detectors import ADWIN, DDM, EDDM, HDDMA, KSWIN, PageHinkley, warmup
 from streamscore.libs.detectors._base import Detector, WarningDetector
+from streamscore.libs.detectors.half_space_trees import HalfSpaceTrees
 
 # (name, ours, river twin, binary stream, seeded)
 PAIRS: list[tuple[str, type[Detector], Any, bool, bool]] = [
@@ -57,6 +66,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kswin-n", type=int, default=20_000)
     p.add_argument("--stationary-n", type=int, default=1_000_000)
+    p.add_argument("--hst-n", type=int, default=20_000)
     return vars(p.parse_args(argv))
 
 
@@ -97,6 +107,64 @@ def _single(make: Any, values: list[float]) -> int:
     return time.perf_counter_ns() - t0
 
 
+HST_FEATURES = 5
+
+
+def hst_rows(n: int, seed: int, repeats: int, n_single: int) -> list[dict[str, Any]]:
+    """Half-Space Trees, ours against river's (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    xs = rng.uniform(0.0, 1.0, (n, HST_FEATURES))
+    moved = rng.random(n) < 0.02
+    xs[moved] = rng.uniform(0.9, 1.0, (int(moved.sum()), HST_FEATURES))
+    ours = HalfSpaceTrees(seed=seed).update_many(xs)
+    best = None
+    for _ in range(repeats):
+        det = HalfSpaceTrees(seed=seed)
+        t0 = time.perf_counter_ns()
+        det.update_many(xs)
+        elapsed = time.perf_counter_ns() - t0
+        best = elapsed if best is None else min(best, elapsed)
+    assert best is not None
+    model = river_anomaly.HalfSpaceTrees(seed=seed)
+    dicts = [dict(enumerate(row)) for row in xs.tolist()]
+    theirs = np.zeros(n)
+    t0 = time.perf_counter_ns()
+    for j, x in enumerate(dicts):
+        theirs[j] = model.score_one(x)
+        model.learn_one(x)
+    river_ns = (time.perf_counter_ns() - t0) / n
+    ours_ns = best / n
+    m = min(n_single, n)
+    det = HalfSpaceTrees(seed=seed)
+    t0 = time.perf_counter_ns()
+    for row in xs[:m]:
+        det.update(row)
+        _ = det.score
+    single_ns = (time.perf_counter_ns() - t0) / m
+    name = f"river {version('river')} HalfSpaceTrees score_one+learn_one"
+    return [
+        {
+            "metric": "HalfSpaceTrees ns/update",
+            "value": round(ours_ns, 1),
+            "unit": "ns",
+            "baseline_name": name,
+            "baseline": round(river_ns, 1),
+            "ratio": round(river_ns / ours_ns, 1),
+            "better": "lower",
+            "agrees": bool(np.allclose(ours, theirs, rtol=0.0, atol=1e-9)),
+        },
+        {
+            "metric": "HalfSpaceTrees ns/update, single update() calls",
+            "value": round(single_ns, 1),
+            "unit": "ns",
+            "baseline_name": name,
+            "baseline": round(river_ns, 1),
+            "ratio": round(river_ns / single_ns, 2),
+            "better": "lower",
+        },
+    ]
+
+
 def run(
     n: int = 200_000,
     seed: int = 0,
@@ -104,6 +172,7 @@ def run(
     n_single: int = 50_000,
     kswin_n: int = 20_000,
     stationary_n: int = 1_000_000,
+    hst_n: int = 20_000,
 ) -> dict[str, Any]:
     """Measure every detector; return the DESIGN.md §5 JSON shape."""
     warmup()
@@ -170,6 +239,7 @@ def run(
                 "better": "lower",
             }
         )
+    rows += hst_rows(hst_n, seed, repeats, n_single)
     return {
         "bench": "detectors",
         "conditions": {
@@ -180,6 +250,8 @@ def run(
             "kswin_n": min(kswin_n, n),
             "kswin_seed": seed,
             "stationary_n": stationary_n,
+            "hst_n": hst_n,
+            "hst_features": HST_FEATURES,
             "numba": version("numba"),
             "numpy": version("numpy"),
             "river": version("river"),

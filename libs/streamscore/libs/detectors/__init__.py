@@ -9,6 +9,11 @@ scalars and continues identically after unpickling.
 NaN/inf policy, the same for every detector: non-finite inputs are skipped
 (state unchanged, counted in ``n_skipped``, output flag ``False``).
 
+Anomaly detectors (``ANOMALY_DETECTORS``: Half-Space Trees, a windowed
+isolation forest, robust z-score, EWMA residual) score each element before
+learning it: ``update_many`` returns the scores, ``score`` reads the last one;
+non-finite elements score NaN and are not learned (see ``_anomaly``).
+
 Call ``warmup()`` at service start-up so every kernel is compiled (or loaded
 from Numba's cache) before the first live event (FAULTS.md D7).
 """
@@ -17,27 +22,38 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamscore.libs.detectors._anomaly import AnomalyDetector
 from streamscore.libs.detectors._base import Detector, WarningDetector
 from streamscore.libs.detectors.adwin import ADWIN
 from streamscore.libs.detectors.cusum import CUSUM
 from streamscore.libs.detectors.ddm import DDM
 from streamscore.libs.detectors.eddm import EDDM
 from streamscore.libs.detectors.ewma_chart import EWMAChart
+from streamscore.libs.detectors.ewma_residual import EWMAResidual
+from streamscore.libs.detectors.half_space_trees import HalfSpaceTrees
 from streamscore.libs.detectors.hddm_a import HDDMA
+from streamscore.libs.detectors.isolation_forest import IsolationForest
 from streamscore.libs.detectors.kswin import KSWIN
 from streamscore.libs.detectors.page_hinkley import PageHinkley
+from streamscore.libs.detectors.robust_zscore import RobustZScore
 
 __all__ = [
     "ADWIN",
+    "ANOMALY_DETECTORS",
     "CUSUM",
     "DDM",
     "DETECTORS",
     "EDDM",
     "HDDMA",
     "KSWIN",
+    "AnomalyDetector",
     "Detector",
     "EWMAChart",
+    "EWMAResidual",
+    "HalfSpaceTrees",
+    "IsolationForest",
     "PageHinkley",
+    "RobustZScore",
     "WarningDetector",
     "warmup",
 ]
@@ -53,6 +69,13 @@ DETECTORS: tuple[type[Detector], ...] = (
     EWMAChart,
 )
 
+ANOMALY_DETECTORS: tuple[type[AnomalyDetector], ...] = (
+    HalfSpaceTrees,
+    IsolationForest,
+    RobustZScore,
+    EWMAResidual,
+)
+
 
 def warmup() -> None:
     """Compile (or load from cache) every detector kernel: both update paths, and the reset."""
@@ -63,3 +86,5 @@ def warmup() -> None:
         det.update(0.0)
         if isinstance(det, WarningDetector):
             det.update_many_with_warnings(xs)
+    for anomaly in ANOMALY_DETECTORS:
+        anomaly.warmup()
