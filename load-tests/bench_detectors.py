@@ -27,6 +27,16 @@ river's ``score_one`` + ``learn_one`` loop on dicts with integer keys, same
 seed and defaults; ``agrees``: every score within 1e-9 of river's. A second
 row times our single-vector ``update`` path.
 
+Windowed population tests (KSDrift, CvMDrift, PSIDrift; reference of
+``POP_REFERENCE`` N(0, 1) values, window ``POP_WINDOW``, a test every
+``POP_STRIDE`` values, limit calibrated for ``arl0=10_000``): ours
+``update_many`` on the ``n``-value stream above (best of ``repeats``) against
+the natural baseline, a Python loop keeping the same sliding window in a
+deque and calling scipy's ``ks_2samp`` / ``cramervonmises_2samp`` (numpy's PSI
+for PSIDrift) at the same stride, on ``POP_SCIPY_N`` values (the slow side);
+``agrees``: same alarms, and every test's statistic within 1e-9. A second row
+is the wall time of the calibration (``n_sim=200`` simulated runs).
+
 DESIGN.md §5 budget: batch ≥ 20× river (river's ADWIN core is compiled Rust;
 there the issue asks for parity at least).
 """
@@ -38,16 +48,22 @@ import json
 import platform
 import sys
 import time
+from collections import deque
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
+import scipy.stats
 from river import anomaly as river_anomaly
 from river import drift as river_drift
 
 from streamscore.libs.detectors import ADWIN, DDM, EDDM, HDDMA, KSWIN, PageHinkley, warmup
 from streamscore.libs.detectors._base import Detector, WarningDetector
+from streamscore.libs.detectors.cvm import CvMDrift
 from streamscore.libs.detectors.half_space_trees import HalfSpaceTrees
+from streamscore.libs.detectors.ks import KSDrift
+from streamscore.libs.detectors.population import PopulationDetector
+from streamscore.libs.detectors.psi import PSIDrift, psi_statistic
 
 # (name, ours, river twin, binary stream, seeded)
 PAIRS: list[tuple[str, type[Detector], Any, bool, bool]] = [
@@ -165,6 +181,100 @@ def hst_rows(n: int, seed: int, repeats: int, n_single: int) -> list[dict[str, A
     ]
 
 
+POP_REFERENCE, POP_WINDOW, POP_STRIDE, POP_ARL0, POP_SCIPY_N = 5_000, 200, 20, 10_000, 10_000
+
+
+def _scipy_population(
+    statistic: Any, ref: np.ndarray, xs: np.ndarray, limit: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The population test as a Python loop: deque window, ``statistic(ref, window)`` per test."""
+    flags = np.zeros(xs.shape[0], dtype=bool)
+    scores = np.full(xs.shape[0], np.nan)
+    window: deque[float] = deque(maxlen=POP_WINDOW)
+    filled = 0  # values since the start or the last restart
+    for j, x in enumerate(xs.tolist()):
+        if j and flags[j - 1]:
+            window.clear()  # restart after a drift
+            filled = 0
+        window.append(x)
+        filled += 1
+        if filled >= POP_WINDOW and (filled - POP_WINDOW) % POP_STRIDE == 0:
+            scores[j] = statistic(ref, np.array(window))
+            flags[j] = scores[j] > limit
+    return flags, scores
+
+
+def population_rows(n: int, seed: int, repeats: int) -> list[dict[str, Any]]:
+    """KSDrift, CvMDrift, PSIDrift against a scipy (numpy) loop (see the module docstring)."""
+    ref = np.random.default_rng(seed + 2).normal(0.0, 1.0, POP_REFERENCE)
+    xs = make_stream(n, seed, False)
+    short = make_stream(POP_SCIPY_N, seed, False)
+    twins: list[tuple[type[PopulationDetector], Any, str]] = [
+        (KSDrift, lambda a, b: scipy.stats.ks_2samp(a, b).statistic, "ks_2samp"),
+        (
+            CvMDrift,
+            lambda a, b: scipy.stats.cramervonmises_2samp(a, b).statistic,
+            "cramervonmises_2samp",
+        ),
+        (PSIDrift, psi_statistic, "numpy psi_statistic"),
+    ]
+    rows: list[dict[str, Any]] = []
+    for cls, statistic, twin in twins:
+        t0 = time.perf_counter()
+        limit = cls.calibrate(ref, POP_WINDOW, POP_STRIDE, POP_ARL0, n_sim=200, seed=seed)
+        calibration_s = time.perf_counter() - t0
+
+        def make(cls: type[PopulationDetector] = cls, limit: float = limit) -> PopulationDetector:
+            return cls(reference=ref, window_size=POP_WINDOW, stride=POP_STRIDE, threshold=limit)
+
+        best = None
+        for _ in range(repeats):
+            det = make()
+            t0 = time.perf_counter()
+            det.update_many(xs)
+            elapsed = time.perf_counter() - t0
+            best = elapsed if best is None else min(best, elapsed)
+        assert best is not None
+        t0 = time.perf_counter()
+        theirs, their_scores = _scipy_population(statistic, ref, short, limit)
+        scipy_ns = (time.perf_counter() - t0) * 1e9 / POP_SCIPY_N
+        det = make()
+        ours = np.zeros(POP_SCIPY_N, dtype=bool)
+        our_scores = np.full(POP_SCIPY_N, np.nan)
+        for j, x in enumerate(short.tolist()):
+            det.update(x)
+            ours[j] = det.drift_detected
+            if not np.isnan(their_scores[j]):
+                our_scores[j] = det.score
+        ours_ns = best * 1e9 / n
+        scored = ~np.isnan(their_scores)
+        close = np.abs(our_scores - their_scores)[scored] <= 1e-9
+        agrees = np.array_equal(ours, theirs) and bool(np.all(close))
+        scipy_version = "" if cls is PSIDrift else f" (scipy {version('scipy')})"
+        baseline = f"Python loop + {twin}{scipy_version}"
+        rows += [
+            {
+                "metric": f"{cls.__name__} ns/update",
+                "value": round(ours_ns, 1),
+                "unit": "ns",
+                "baseline_name": baseline,
+                "baseline": round(scipy_ns, 1),
+                "ratio": round(scipy_ns / ours_ns, 1),
+                "better": "lower",
+                "agrees": bool(agrees),
+                "detections": int(ours.sum()),
+            },
+            {
+                "metric": f"{cls.__name__} calibration seconds (arl0 {POP_ARL0}, 200 runs)",
+                "value": round(calibration_s, 2),
+                "unit": "s",
+                "better": "lower",
+                "limit": round(limit, 5),
+            },
+        ]
+    return rows
+
+
 def run(
     n: int = 200_000,
     seed: int = 0,
@@ -240,6 +350,7 @@ def run(
             }
         )
     rows += hst_rows(hst_n, seed, repeats, n_single)
+    rows += population_rows(n, seed, repeats)
     return {
         "bench": "detectors",
         "conditions": {

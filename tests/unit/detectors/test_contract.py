@@ -19,14 +19,18 @@ from streamscore.libs.detectors import (
     EDDM,
     HDDMA,
     KSWIN,
+    CvMDrift,
     Detector,
     EWMAChart,
+    KSDrift,
     PageHinkley,
+    PSIDrift,
     WarningDetector,
     warmup,
 )
 
 BINARY = (DDM, EDDM, HDDMA)
+POPULATION = (KSDrift, CvMDrift, PSIDrift)
 
 
 def _stream(cls: type[Detector], seed: int, n: int = 8000, non_finite: bool = True) -> np.ndarray:
@@ -49,6 +53,8 @@ def _small(cls: type[Detector]) -> Detector:
         return ADWIN(clock=1)
     if cls is KSWIN:
         return KSWIN(seed=1)
+    if cls in POPULATION:  # a small reference and a quick calibration
+        return cls(reference_size=500, window_size=100, stride=10, arl0=2_000, n_sim=20)  # type: ignore[call-arg]
     return cls()
 
 
@@ -76,7 +82,10 @@ def _assert_same_state(a: Detector, b: Detector) -> None:
 
 
 def test_every_detector_is_exported() -> None:
-    assert set(DETECTORS) == {PageHinkley, ADWIN, DDM, EDDM, HDDMA, KSWIN, CUSUM, EWMAChart}
+    assert set(DETECTORS) == {
+        *(PageHinkley, ADWIN, DDM, EDDM, HDDMA, KSWIN, CUSUM, EWMAChart),
+        *POPULATION,
+    }
 
 
 @pytest.mark.parametrize("cls", DETECTORS)

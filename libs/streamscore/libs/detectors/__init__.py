@@ -26,6 +26,7 @@ from streamscore.libs.detectors._anomaly import AnomalyDetector
 from streamscore.libs.detectors._base import Detector, WarningDetector
 from streamscore.libs.detectors.adwin import ADWIN
 from streamscore.libs.detectors.cusum import CUSUM
+from streamscore.libs.detectors.cvm import CvMDrift
 from streamscore.libs.detectors.ddm import DDM
 from streamscore.libs.detectors.eddm import EDDM
 from streamscore.libs.detectors.ewma_chart import EWMAChart
@@ -33,8 +34,10 @@ from streamscore.libs.detectors.ewma_residual import EWMAResidual
 from streamscore.libs.detectors.half_space_trees import HalfSpaceTrees
 from streamscore.libs.detectors.hddm_a import HDDMA
 from streamscore.libs.detectors.isolation_forest import IsolationForest
+from streamscore.libs.detectors.ks import KSDrift
 from streamscore.libs.detectors.kswin import KSWIN
 from streamscore.libs.detectors.page_hinkley import PageHinkley
+from streamscore.libs.detectors.psi import PSIDrift
 from streamscore.libs.detectors.robust_zscore import RobustZScore
 
 __all__ = [
@@ -47,11 +50,14 @@ __all__ = [
     "HDDMA",
     "KSWIN",
     "AnomalyDetector",
+    "CvMDrift",
     "Detector",
     "EWMAChart",
     "EWMAResidual",
     "HalfSpaceTrees",
     "IsolationForest",
+    "KSDrift",
+    "PSIDrift",
     "PageHinkley",
     "RobustZScore",
     "WarningDetector",
@@ -67,6 +73,9 @@ DETECTORS: tuple[type[Detector], ...] = (
     KSWIN,
     CUSUM,
     EWMAChart,
+    KSDrift,
+    CvMDrift,
+    PSIDrift,
 )
 
 ANOMALY_DETECTORS: tuple[type[AnomalyDetector], ...] = (
