@@ -26,6 +26,7 @@ from streamscore.libs.detectors._anomaly import AnomalyDetector
 from streamscore.libs.detectors._base import Detector, WarningDetector
 from streamscore.libs.detectors.adwin import ADWIN
 from streamscore.libs.detectors.cusum import CUSUM
+from streamscore.libs.detectors.cusum_bank import CUSUMBank
 from streamscore.libs.detectors.cvm import CvMDrift
 from streamscore.libs.detectors.ddm import DDM
 from streamscore.libs.detectors.eddm import EDDM
@@ -50,6 +51,7 @@ __all__ = [
     "HDDMA",
     "KSWIN",
     "AnomalyDetector",
+    "CUSUMBank",
     "CvMDrift",
     "Detector",
     "EWMAChart",
@@ -97,3 +99,4 @@ def warmup() -> None:
             det.update_many_with_warnings(xs)
     for anomaly in ANOMALY_DETECTORS:
         anomaly.warmup()
+    CUSUMBank(2, h=5.0).update_many(np.array([0, 1, 0, 1]), xs)
