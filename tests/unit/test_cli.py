@@ -27,6 +27,7 @@ def test_parser_knows_every_command() -> None:
         ["api", "--port", "8081"],
         ["replay", "tx-1", "--stream", "transactions"],
         ["token", "--subject", "me", "--scopes", "admin"],
+        ["train", "--sim", "/tmp/x", "--register", "--train-start", "2026-02-14"],
     ):
         assert parser.parse_args(argv).command == argv[0]
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -42,3 +44,17 @@ def test_invalid_partitions_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMSCORE_TOPIC_PARTITIONS", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_mlflow_is_local_under_home_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("STREAMSCORE_HOME", str(tmp_path))
+    monkeypatch.delenv("STREAMSCORE_MLFLOW_TRACKING_URI", raising=False)
+    s = Settings()
+    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert s.mlflow_artifact_root == tmp_path / "mlflow" / "artifacts"
+    monkeypatch.setenv("STREAMSCORE_MLFLOW_TRACKING_URI", "postgresql://ml:hunter2@db:5432/mlflow")
+    s = Settings()
+    assert s.mlflow_tracking_uri == "postgresql://ml:hunter2@db:5432/mlflow"
+    assert "hunter2" not in str(s.redacted())
