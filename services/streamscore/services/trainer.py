@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xgboost as xgb
 
 from streamscore.libs.config import Settings
 from streamscore.libs.features.definitions import feature_schema_hash
@@ -236,38 +237,32 @@ def check_split(rows: SplitRows, y: npt.NDArray[np.bool_], split: DelaySplit) ->
             raise TrainingError(msg)
 
 
-class _ProgressCallback:
+class ProgressCallback(xgb.callback.TrainingCallback):
     """XGBoost callback: a line every few seconds with the trees built so far."""
 
     def __init__(self, total: int, progress: Progress) -> None:
-        import xgboost as xgb  # noqa: PLC0415
+        super().__init__()
+        self.total, self.progress = total, progress
+        self.started = self.last = time.monotonic()
 
-        class Callback(xgb.callback.TrainingCallback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.started = self.last = time.monotonic()
-
-            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-                now = time.monotonic()
-                if now - self.last >= PROGRESS_EVERY_S:
-                    self.last = now
-                    rate = (epoch + 1) / (now - self.started)
-                    progress(f"fit: {epoch + 1}/{total} trees ({rate:.1f} trees/s)")
-                return False
-
-        self.callback = Callback()
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            rate = (epoch + 1) / (now - self.started)
+            self.progress(f"fit: {epoch + 1}/{self.total} trees ({rate:.1f} trees/s)")
+        return False  # never stop early: the tree count is a stated hyper-parameter
 
 
 def fit(
     params: XGBParams, X: npt.NDArray[np.float32], y: npt.NDArray[np.bool_], progress: Progress
-) -> Any:
+) -> xgb.XGBClassifier:
     """An ``XGBClassifier`` fitted on ``X, y`` (progress every few seconds)."""
-    import xgboost as xgb  # noqa: PLC0415
-
-    cb = _ProgressCallback(params.n_estimators, progress).callback
-    model = xgb.XGBClassifier(**params.kwargs(), callbacks=[cb])
+    model = xgb.XGBClassifier(
+        **params.kwargs(), callbacks=[ProgressCallback(params.n_estimators, progress)]
+    )
     model.fit(X, y.astype(np.int32))
-    # The callback is not part of the model: drop it before export (not picklable, not needed).
+    # The callback is not part of the model: drop it before export.
     model.set_params(callbacks=None)
     return model
 
@@ -287,7 +282,7 @@ def evaluate(
     )
 
 
-def scores_of(model: Any, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def scores_of(model: xgb.XGBClassifier, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     """P(fraud) of each row."""
     return np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
 
@@ -354,7 +349,7 @@ def train(cfg: TrainConfig, settings: Settings, progress: Progress = print) -> T
     rows = split_rows(split, ex.event_time_us, ex.card, ex.y)
     check_split(rows, ex.y, split)
     history = (split.train_start - data_from.date()).days
-    if history < warmup_days(cfg.stream):
+    if cfg.sim is not None and history < warmup_days(cfg.stream):
         progress(
             f"warning: {history} days of history before the training start; the features need "
             f"{warmup_days(cfg.stream)} to fill their windows (early windows are truncated)"

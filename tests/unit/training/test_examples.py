@@ -98,6 +98,10 @@ def test_a_corrected_label_wins_by_label_time() -> None:
     assert (ex.y.tolist(), ex.replaced) == ([True], 1)
 
 
-def test_a_null_label_is_refused() -> None:
+def test_a_null_label_or_card_is_refused() -> None:
     with pytest.raises(ValueError, match="1 rows have no label"):
         from_table(_table(["a", "b"], [1, None]), "transactions", LABEL)
+    t = _table(["a", "b"], [1, 0])
+    t = t.set_column(2, "customer_id", pa.array(["C1", None]))
+    with pytest.raises(ValueError, match="1 rows have no customer_id"):
+        from_table(t, "transactions", LABEL)

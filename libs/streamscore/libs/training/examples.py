@@ -145,6 +145,10 @@ def from_table(table: pa.Table, stream: str, label_column: str) -> Examples:
     if table.column(label_column).null_count:
         msg = f"{table.column(label_column).null_count} rows have no {label_column}"
         raise ValueError(msg)
+    key = card_key(stream)
+    if table.column(key).null_count:
+        msg = f"{table.column(key).null_count} rows have no {key} (CP@k counts by {key})"
+        raise ValueError(msg)
     names = tuple(model_features(stream))
     ids = np.asarray(table.column(EVENT_ID).to_numpy(zero_copy_only=False), dtype=object)
     times = _time_us(table.column(EVENT_TIME))
@@ -169,7 +173,7 @@ def from_table(table: pa.Table, stream: str, label_column: str) -> Examples:
         col = table.column(name).cast(pa.float32()).to_numpy(zero_copy_only=False)
         X[:, j] = np.asarray(col, dtype=np.float32)[keep]
     label = np.asarray(table.column(label_column).to_numpy(zero_copy_only=False))
-    card = np.asarray(table.column(card_key(stream)).to_numpy(zero_copy_only=False), dtype=object)
+    card = np.asarray(table.column(key).to_numpy(zero_copy_only=False), dtype=object)
     return Examples(
         feature_names=names,
         event_id=ids[keep],
