@@ -19,6 +19,7 @@ def test_parser_knows_every_command() -> None:
         ["topics", "list"],
         ["demo", "--duration", "10", "--no-live"],
         ["pipeline", "--stream", "transactions"],
+        ["joiner", "--stream", "transactions", "--horizon", "36h", "--out", "/tmp/x"],
         ["dlq", "replay", "--topic", "dlq.events.logins"],
         ["bench", "x", "--json"],
         ["simulate", "--out", "/tmp/x"],

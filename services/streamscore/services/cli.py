@@ -401,6 +401,79 @@ def _add_train_command(sub: Any) -> None:
     train.set_defaults(func=cmd_train)
 
 
+def cmd_joiner(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from streamscore.libs.labels.spec import default_spec  # noqa: PLC0415
+
+    settings = _settings()
+    spec = default_spec(
+        args.stream,
+        horizon=args.horizon,
+        grace=args.grace,
+        orphan_ttl=args.orphan_ttl,
+        lateness=args.lateness,
+        bucket=args.bucket,
+    )
+    if args.memory_probe:
+        from streamscore.services.clients import make_redis  # noqa: PLC0415
+        from streamscore.services.join_memory import probe  # noqa: PLC0415
+
+        print(
+            json.dumps(
+                probe(make_redis(settings, timeout_s=30), args.stream, args.memory_probe).to_dict()
+            )
+        )
+        return 0
+    if args.report_only:
+        from streamscore.services.realised_report import report_once  # noqa: PLC0415
+
+        if args.out is None:
+            raise SystemExit("--report-only reads the dataset: give --out")
+        report = report_once(settings, args.stream, spec, Path(args.out), args.topic_prefix)
+        print(json.dumps(None if report is None else report.to_dict(), default=str, indent=1))
+        return 0
+    from streamscore.services.label_joiner import run_joiner, summary  # noqa: PLC0415
+
+    def ready(_stats: object) -> None:
+        print(f"joiner {args.stream}: ready (horizon {spec.horizon_us / 86_400e6:g} d)", flush=True)
+
+    stats = run_joiner(
+        settings,
+        args.stream,
+        spec,
+        topic_prefix=args.topic_prefix,
+        out=Path(args.out) if args.out else None,
+        commit_interval_s=args.commit_interval,
+        report_interval_s=args.report_interval,
+        max_batch=args.max_batch,
+        on_ready=ready,
+    )
+    print(f"joiner {args.stream}: {summary(stats)}")
+    return 0
+
+
+def _add_joiner_command(sub: Any) -> None:
+    """``joiner``: delayed labels joined to the scored-event log, exactly once."""
+    j = sub.add_parser("joiner", help="join labels to scored.<stream> -> examples.labelled")
+    j.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    j.add_argument("--topic-prefix", default="", help="namespace of topics, group and state")
+    j.add_argument("--out", help="Parquet dataset root (OUT/<stream>/date=...) and report")
+    j.add_argument("--horizon", help="maturity horizon in stream time (e.g. 120d; per stream)")
+    j.add_argument("--grace", help="records kept past the horizon for late labels (e.g. 14d)")
+    j.add_argument("--orphan-ttl", help="labels of unseen events kept this long (e.g. 30d)")
+    j.add_argument("--lateness", help="watermark lag behind the newest event time (10m)")
+    j.add_argument("--bucket", help="maturity scan granularity (1h)")
+    j.add_argument("--commit-interval", type=float, default=1.0, help="seconds per transaction")
+    j.add_argument("--report-interval", type=float, default=60.0, help="seconds per report")
+    j.add_argument("--max-batch", type=int, default=1000)
+    j.add_argument("--report-only", action="store_true", help="write the report once and exit")
+    j.add_argument(
+        "--memory-probe", type=int, metavar="N", help="measure Redis bytes per pending event"
+    )
+    j.set_defaults(func=cmd_joiner)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streamscore.services.bench import run_bench  # noqa: PLC0415
 
@@ -510,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scored_sink_command(sub)
     _add_api_command(sub)
     _add_pipeline_command(sub)
+    _add_joiner_command(sub)
     _add_train_command(sub)
     _add_dlq_command(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")

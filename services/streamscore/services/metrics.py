@@ -117,6 +117,7 @@ def exported_names() -> set[str]:
     DecisionMetrics(registry)
     FeatureMetrics(registry)
     ApiMetrics(registry)
+    JoinerMetrics(registry)
     names = {mf.name for mf in registry.collect()}
     # Counters are exported as <name>_total, histograms as <name>_bucket/_count/_sum.
     suffixes = ("", "_total", "_bucket", "_count", "_sum", "_created")
@@ -269,5 +270,67 @@ class ApiMetrics:
             "Events decided together (concurrent requests coalesced into one batch).",
             ["stream"],
             buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+
+
+class JoinerMetrics:
+    """Metrics of the label joiner and of the realised performance it reports.
+
+    ``model_version`` values are the versions whose examples are in the report
+    window (series of versions leaving it are removed); ``metric`` and
+    ``cohort`` come from closed sets.
+    """
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.inputs = Counter(
+            "streamscore_joiner_inputs_total",
+            "Scored records, labels and state transitions by outcome (scored, scored_duplicate, "
+            "scored_late, label_applied, label_duplicate, label_orphaned, label_too_late, "
+            "label_expired, label_untargeted, orphan_joined, orphan_expired, matured, closed).",
+            ["stream", "outcome"],
+            registry=registry,
+        )
+        self.examples = Counter(
+            "streamscore_joiner_examples_total",
+            "Labelled examples committed to examples.labelled, by kind and lateness.",
+            ["stream", "kind", "late"],
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "streamscore_joiner_pending_events",
+            "Scored events waiting for a label or their horizon.",
+            ["stream"],
+            registry=registry,
+        )
+        self.held = Gauge(
+            "streamscore_joiner_held_events",
+            "Records held in Redis (pending, or joined and kept for corrections until closed).",
+            ["stream"],
+            registry=registry,
+        )
+        self.orphans = Gauge(
+            "streamscore_joiner_orphan_labels",
+            "Labels kept for events not seen yet.",
+            ["stream"],
+            registry=registry,
+        )
+        self.watermark = Gauge(
+            "streamscore_joiner_watermark_seconds",
+            "The joiner's clock: newest scored event time minus the allowed lateness.",
+            ["stream"],
+            registry=registry,
+        )
+        self.commits = Counter(
+            "streamscore_joiner_commits_total",
+            "Kafka transactions committed (examples and offsets together).",
+            ["stream"],
+            registry=registry,
+        )
+        self.realised = Gauge(
+            "streamscore_realised_performance",
+            "Realised model performance from joined labels: cohort=realised over matured days "
+            "of the report window, cohort=estimate over days whose labels are not all in yet.",
+            ["stream", "model_version", "metric", "cohort"],
             registry=registry,
         )

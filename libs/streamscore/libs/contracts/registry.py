@@ -33,6 +33,7 @@ from streamscore.libs.contracts.decisions import (
 )
 from streamscore.libs.contracts.dlq import DlqRecord
 from streamscore.libs.contracts.events import Click, Login, SensorReading, Transaction
+from streamscore.libs.contracts.examples import LabelledExample
 from streamscore.libs.contracts.features import (
     ClickFeatures,
     LoginFeatures,
@@ -41,7 +42,7 @@ from streamscore.libs.contracts.features import (
 )
 from streamscore.libs.contracts.labels import AccountTakeover, Chargeback, Conversion, Failure
 from streamscore.libs.contracts.scored import ScoredEvent
-from streamscore.libs.topics import STREAMS, dlq_topic
+from streamscore.libs.topics import LABELLED_EXAMPLES_TOPIC, STREAMS, dlq_topic
 
 __all__ = [
     "CONTRACTS",
@@ -113,6 +114,8 @@ def _build() -> tuple[Contract, ...]:
         Contract("conversion", "labels", 1, Conversion, ck.label_topic, ck.name),
         # One log type for the four streams: its topics are every ``scored.<stream>``.
         Contract("scored_event", "log", 1, ScoredEvent, None, None),
+        # The label joiner's output, one topic for the four streams (the record says which).
+        Contract("labelled_example", "log", 1, LabelledExample, LABELLED_EXAMPLES_TOPIC, None),
         Contract("dlq_record", "dlq", 1, DlqRecord, None, None),
     )
 

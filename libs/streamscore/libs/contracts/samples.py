@@ -48,6 +48,7 @@ from streamscore.libs.contracts.events import (
     SensorType,
     Transaction,
 )
+from streamscore.libs.contracts.examples import EXAMPLE_KINDS, LabelledExample
 from streamscore.libs.contracts.features import (
     ClickFeatures,
     FeatureVector,
@@ -241,6 +242,32 @@ def _scored_event(g: _Gen) -> ScoredEvent:
     )
 
 
+def _labelled_example(g: _Gen) -> LabelledExample:
+    scored = _scored_event(g)
+    kind = g.rng.choice(EXAMPLE_KINDS)
+    matured = kind == "matured_negative"
+    label_time = None if matured else scored.event_time + timedelta(days=g.rng.randrange(1, 90))
+    return LabelledExample(
+        event_id=scored.event_id,
+        stream=scored.stream,
+        event_time=scored.event_time,
+        kind=kind,
+        revision=g.rng.randrange(1, 4) if kind == "correction" else 0,
+        label=kind == "positive" or (kind == "correction" and g.rng.random() < 0.5),
+        label_time=label_time,
+        label_id=None if matured else g.id("cb"),
+        late=not matured and g.rng.random() < 0.1,
+        matured_at=scored.event_time + timedelta(days=120),
+        keys=scored.keys,
+        feature_names_hash=scored.feature_names_hash,
+        values=scored.values,
+        model_version=scored.model_version,
+        policy_version=scored.policy_version,
+        score=scored.score,
+        decision=scored.decision,
+    )
+
+
 def _chargeback(g: _Gen) -> Chargeback:
     return Chargeback(
         event_id=g.id("cb"),
@@ -334,6 +361,7 @@ _BUILDERS: dict[str, Callable[[_Gen], Message]] = {
     "failure": _failure,
     "conversion": _conversion,
     "scored_event": _scored_event,
+    "labelled_example": _labelled_example,
     "dlq_record": _dlq_record,
 }
 
