@@ -54,7 +54,9 @@ STREAMS: dict[str, Stream] = {
     )
 }
 
-ALERT_TOPICS = ("alerts.drift", "alerts.anomaly", "alerts.ops")
+#: Drift incidents and retraining triggers of the monitor (``streamscore monitor``).
+DRIFT_ALERT_TOPIC = "alerts.drift"
+ALERT_TOPICS = (DRIFT_ALERT_TOPIC, "alerts.anomaly", "alerts.ops")
 LABELLED_EXAMPLES_TOPIC = "examples.labelled"
 
 

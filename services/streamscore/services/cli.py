@@ -290,6 +290,42 @@ def _add_dlq_command(sub: Any) -> None:
     rep.set_defaults(func=cmd_dlq_replay)
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from streamscore.services.monitor import run_monitor  # noqa: PLC0415
+
+    def ready(topic: str, group: str) -> None:
+        print(f"monitor {args.stream}: {topic} -> alerts.drift, group {group}", flush=True)
+
+    stats = run_monitor(
+        _settings(),
+        args.stream,
+        topic_prefix=args.topic_prefix,
+        offset_reset=args.offset_reset,
+        on_ready=ready,
+    )
+    print(
+        f"monitor {args.stream}: {stats.consumed:,} consumed, {stats.dead_lettered:,} to DLQ, "
+        f"{stats.produced:,} produced, {stats.commits:,} commits"
+    )
+    return 0
+
+
+def _add_monitor_command(sub: Any) -> None:
+    """``monitor``: drift detection on a stream's scored-event log."""
+    mon = sub.add_parser(
+        "monitor", help="watch scored.<S> for drift: alerts to alerts.drift, until stopped"
+    )
+    mon.add_argument("--stream", required=True, choices=sorted(STREAMS))
+    mon.add_argument("--topic-prefix", default="", help="namespace of topics, group and state")
+    mon.add_argument(
+        "--offset-reset",
+        default="earliest",
+        choices=["earliest", "latest"],
+        help="where a new consumer group starts (earliest: replay the retained log)",
+    )
+    mon.set_defaults(func=cmd_monitor)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
@@ -583,6 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scored_sink_command(sub)
     _add_api_command(sub)
     _add_pipeline_command(sub)
+    _add_monitor_command(sub)
     _add_joiner_command(sub)
     _add_train_command(sub)
     _add_dlq_command(sub)

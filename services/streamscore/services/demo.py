@@ -5,7 +5,8 @@
 2. Train the transactions model (:func:`initial_model`) and write it where the
    services load it from.
 3. Start every service as its own process (:class:`Supervisor`): a fused
-   pipeline per stream (features on Redis, decision, scored-event log), the
+   pipeline per stream (features on Redis, decision, scored-event log), a
+   drift monitor per stream (scored-event log -> ``alerts.drift``), the
    scored-event log's Parquet sink, and the HTTP API; each with a
    Prometheus ``/metrics`` port on loopback.
 4. Stream the simulated world — transactions, logins, sensor readings, clicks
@@ -111,6 +112,9 @@ def _start_services(sup: Supervisor, opts: DemoOptions, model: Path, home: Path)
         port = _free_port()
         sup.start(f"pipeline-{stream}", args, metrics_port=port)
         ports[f"pipeline-{stream}"] = port
+        port = _free_port()  # drift monitor of the stream's scored-event log -> alerts.drift
+        sup.start(f"monitor-{stream}", ["monitor", "--stream", stream, *prefix], metrics_port=port)
+        ports[f"monitor-{stream}"] = port
     port = _free_port()
     scored = home / "scored" / (opts.topic_prefix.rstrip(".") or "main")  # one folder per topic
     sup.start(

@@ -117,6 +117,7 @@ def exported_names() -> set[str]:
     DecisionMetrics(registry)
     FeatureMetrics(registry)
     ApiMetrics(registry)
+    MonitorMetrics(registry)
     JoinerMetrics(registry)
     names = {mf.name for mf in registry.collect()}
     # Counters are exported as <name>_total, histograms as <name>_bucket/_count/_sum.
@@ -332,5 +333,64 @@ class JoinerMetrics:
             "Realised model performance from joined labels: cohort=realised over matured days "
             "of the report window, cohort=estimate over days whose labels are not all in yet.",
             ["stream", "model_version", "metric", "cohort"],
+            registry=registry,
+        )
+
+
+class MonitorMetrics:
+    """Metrics of the drift monitor (labels: streams, signal kinds, and the plan's bounded
+    segments and signals)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.alerts = Counter(
+            "streamscore_drift_alerts_total",
+            "Alerts published to alerts.drift, by kind (drift, retrain_trigger) and the kind "
+            "of their first signal (score, decision_rate, missing_rate, feature).",
+            ["stream", "kind", "signal"],
+            registry=registry,
+        )
+        self.detections = Counter(
+            "streamscore_drift_detections_total",
+            "Changes confirmed by a detector (before incidents, cooldowns and the rate cap).",
+            ["stream", "signal"],
+            registry=registry,
+        )
+        self.suppressed = Counter(
+            "streamscore_drift_suppressed_total",
+            "Detections not alerted: cooldown (same segment and signal alerted recently) or "
+            "rate_cap (too many alerts this minute).",
+            ["stream", "reason"],
+            registry=registry,
+        )
+        self.statistic = Gauge(
+            "streamscore_drift_statistic",
+            "Last detector input per test: the slot's standardised difference with its "
+            "baseline (about N(0, 1) while nothing changes).",
+            ["stream", "segment", "signal"],
+            registry=registry,
+        )
+        self.tests = Gauge(
+            "streamscore_monitor_tests",
+            "Tests (segment x signal) by phase: warming (settle, baseline, reference) or testing.",
+            ["stream", "phase"],
+            registry=registry,
+        )
+        self.watermark = Gauge(
+            "streamscore_monitor_watermark_seconds",
+            "Newest event time the monitor accepted (slots close behind it).",
+            ["stream"],
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "streamscore_monitor_skipped_events_total",
+            "Records not counted in their slot: late (slot already compared), ahead (far "
+            "beyond the watermark); unknown_schema: features skipped (another model input).",
+            ["stream", "reason"],
+            registry=registry,
+        )
+        self.state_saves = Counter(
+            "streamscore_monitor_state_saves_total",
+            "Saves of the monitor state and alert marks to Redis, by outcome (ok, error).",
+            ["stream", "outcome"],
             registry=registry,
         )

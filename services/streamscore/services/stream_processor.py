@@ -125,6 +125,7 @@ class StreamProcessor:
         max_bytes: int = 1024 * 1024,
         topic_prefix: str = "",
         metrics: StreamMetrics | None = None,
+        decode_as: type[ContractMessage] | None = None,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -136,6 +137,9 @@ class StreamProcessor:
         self.topic_prefix = topic_prefix
         self.stats = LoopStats()
         self.metrics = metrics
+        #: Decode every input as this type (topics sharing one contract, like ``scored.*``);
+        #: ``None``: the contract of each message's topic.
+        self.decode_as = decode_as
 
     def _contract_topic(self, topic: str) -> str:
         return topic.removeprefix(self.topic_prefix)
@@ -157,8 +161,8 @@ class StreamProcessor:
     def _decode(self, msg: Message) -> Decoded | Output:
         topic = msg.topic() or ""
         try:
-            contract = contract_for(self._contract_topic(topic))
-            event = decode(contract.type, msg.value() or b"", max_bytes=self.max_bytes)
+            message_type = self.decode_as or contract_for(self._contract_topic(topic)).type
+            event = decode(message_type, msg.value() or b"", max_bytes=self.max_bytes)
         except ContractError as err:
             return self._dead_letter(msg, err)
         return Decoded(

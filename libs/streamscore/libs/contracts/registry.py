@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.base import Message
 from streamscore.libs.contracts.decisions import (
     ClickDecision,
@@ -42,7 +43,7 @@ from streamscore.libs.contracts.features import (
 )
 from streamscore.libs.contracts.labels import AccountTakeover, Chargeback, Conversion, Failure
 from streamscore.libs.contracts.scored import ScoredEvent
-from streamscore.libs.topics import LABELLED_EXAMPLES_TOPIC, STREAMS, dlq_topic
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, LABELLED_EXAMPLES_TOPIC, STREAMS, dlq_topic
 
 __all__ = [
     "CONTRACTS",
@@ -57,8 +58,16 @@ __all__ = [
     "schemas_dir",
 ]
 
-Kind = Literal["events", "features", "decisions", "labels", "log", "dlq"]
-KINDS: Final[tuple[Kind, ...]] = ("events", "features", "decisions", "labels", "log", "dlq")
+Kind = Literal["events", "features", "decisions", "labels", "log", "alerts", "dlq"]
+KINDS: Final[tuple[Kind, ...]] = (
+    "events",
+    "features",
+    "decisions",
+    "labels",
+    "log",
+    "alerts",
+    "dlq",
+)
 #: Environment variable that points at another ``schemas/`` directory.
 SCHEMAS_DIR_ENV: Final = "STREAMSCORE_SCHEMAS_DIR"
 _VERSION_FILE = re.compile(r"^v(?P<version>[1-9][0-9]*)\.json$")
@@ -116,6 +125,8 @@ def _build() -> tuple[Contract, ...]:
         Contract("scored_event", "log", 1, ScoredEvent, None, None),
         # The label joiner's output, one topic for the four streams (the record says which).
         Contract("labelled_example", "log", 1, LabelledExample, LABELLED_EXAMPLES_TOPIC, None),
+        # The monitor's drift incidents and retraining triggers, every stream on one topic.
+        Contract("drift_alert", "alerts", 1, DriftAlert, DRIFT_ALERT_TOPIC, None),
         Contract("dlq_record", "dlq", 1, DlqRecord, None, None),
     )
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
+from streamscore.libs.contracts.alerts import Change, DriftAlert, SignalKind
 from streamscore.libs.contracts.base import Event, Message
 from streamscore.libs.contracts.decisions import (
     ClickDecision,
@@ -337,6 +338,44 @@ def _dlq_record(g: _Gen) -> DlqRecord:
     )
 
 
+def _change(g: _Gen) -> Change:
+    signals: tuple[SignalKind, ...] = ("score", "decision_rate", "missing_rate", "feature")
+    signal = g.rng.choice(signals)
+    feature = {"decision_rate": "block", "feature": "tx_amount"}.get(signal)
+    first = g.tick()
+    mean = g.maybe(round(g.rng.uniform(0, 100), 4))
+    return Change(
+        segment=g.rng.choice(("all", "sensor_type=temperature", "sensor_type=other")),
+        signal=signal,
+        feature=feature,
+        detector=g.rng.choice(("page_hinkley", "cusum")),
+        first_evidence_at=first,
+        confirmed_at=first + timedelta(hours=g.rng.randrange(1, 24)),
+        effect_sds=round(g.rng.uniform(-2, 2), 4),
+        statistic=round(g.rng.uniform(-3, 3), 4),
+        evidence_events=g.rng.randrange(10_000),
+        baseline_events=g.rng.randrange(10_000),
+        mean=mean,
+        baseline_mean=None if mean is None else round(g.rng.uniform(0, 100), 4),
+    )
+
+
+def _drift_alert(g: _Gen) -> DriftAlert:
+    head = _change(g)
+    fields = {f: getattr(head, f) for f in head.__struct_fields__}
+    return DriftAlert(
+        alert_id=g.id("alert"),
+        kind=g.rng.choice(("drift", "drift", "retrain_trigger")),
+        stream=g.rng.choice(tuple(STREAMS)),
+        baseline_lag_s=86_400,
+        related=[_change(g) for _ in range(g.rng.randrange(3))],
+        model_version=g.rng.choice(("none", "model-1")),
+        reason="2 signals moved",
+        raised_at=g.tick(),
+        **fields,
+    )
+
+
 _BUILDERS: dict[str, Callable[[_Gen], Message]] = {
     "transaction": _transaction,
     "login": _login,
@@ -362,6 +401,7 @@ _BUILDERS: dict[str, Callable[[_Gen], Message]] = {
     "conversion": _conversion,
     "scored_event": _scored_event,
     "labelled_example": _labelled_example,
+    "drift_alert": _drift_alert,
     "dlq_record": _dlq_record,
 }
 
