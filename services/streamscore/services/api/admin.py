@@ -5,39 +5,28 @@ revocation, the audit log. Each needs the ``admin`` scope; each change is audite
 ``Depends(...)`` objects of the closures, not strings it would resolve globally.)
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
 import redis
-from fastapi import APIRouter, Body, Depends, Header, HTTPException
+from fastapi import APIRouter, Body, Depends, HTTPException
 
-from streamscore.libs.config import Settings
 from streamscore.libs.policy.spec import PolicyError, load_policy, validate
 from streamscore.libs.topics import STREAMS
 from streamscore.services.api.audit import AuditLog
-from streamscore.services.api.auth import Principal, Revocations, authenticate, require
+from streamscore.services.api.auth import Principal
+from streamscore.services.api.guard import Guard, known_stream
 from streamscore.services.policy_store import PolicyStore
 
 
-def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
+def admin_router(redis_client: redis.Redis, guard: Guard) -> APIRouter:
     """The ``/v1/admin`` routes around the given Redis client."""
     router = APIRouter()
-    key = settings.api_signing_key.get_secret_value()
-    revocations = Revocations(redis_client)
+    revocations = guard.revocations
     audit = AuditLog(redis_client)
     policies = PolicyStore(redis_client)
-
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        return authenticate(authorization, key, revocations)
-
-    def admin(p: Annotated[Principal, Depends(principal)]) -> Principal:
-        return require(p, "admin")
-
-    def stream_name(stream: str) -> str:
-        if stream not in STREAMS:
-            raise HTTPException(404, f"unknown stream {stream!r}")
-        return stream
+    admin = guard.scope("admin")
 
     @router.get("/v1/admin/policies")
     def list_policies(p: Annotated[Principal, Depends(admin)]) -> dict[str, Any]:
@@ -56,7 +45,7 @@ def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
         p: Annotated[Principal, Depends(admin)],
         body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
-        stream_name(stream)
+        known_stream(stream)
         try:
             policy = load_policy(msgspec.json.encode(body))
             if policy.stream != stream:
@@ -72,11 +61,11 @@ def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
             raise HTTPException(422, str(exc)) from exc
         return {"active": policy.version}
 
-    _shadow_routes(router, admin, stream_name, policies, audit)
+    _shadow_routes(router, admin, known_stream, policies, audit)
 
     @router.post("/v1/admin/policies/{stream}/rollback")
     def rollback(stream: str, p: Annotated[Principal, Depends(admin)]) -> dict[str, Any]:
-        stream_name(stream)
+        known_stream(stream)
         try:
             previous = policies.rollback(stream)
         except PolicyError as exc:
@@ -95,7 +84,7 @@ def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
         p: Annotated[Principal, Depends(admin)],
         body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
-        stream_name(stream)
+        known_stream(stream)
         active = policies.active(stream)
         if active is None:
             raise HTTPException(409, f"{stream}: no active policy to change")
@@ -134,7 +123,7 @@ def admin_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
 
 def _shadow_routes(
     router: APIRouter,
-    admin: Callable[..., Principal],
+    admin: Callable[..., Awaitable[Principal]],
     stream_name: Callable[[str], str],
     policies: PolicyStore,
     audit: AuditLog,
@@ -152,7 +141,7 @@ def _shadow_routes(
         body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
         """Run a policy in shadow beside the active one (promote: PUT its document as active)."""
-        stream_name(stream)
+        known_stream(stream)
         try:
             policy = load_policy(msgspec.json.encode(body))
             if policy.stream != stream:
@@ -170,7 +159,7 @@ def _shadow_routes(
 
     @router.delete("/v1/admin/policies/{stream}/shadow")
     def delete_shadow(stream: str, p: Annotated[Principal, Depends(admin)]) -> dict[str, Any]:
-        stream_name(stream)
+        known_stream(stream)
         current = policies.shadow(stream)
         audit.record(
             actor=p.subject,

@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamscore.libs.config import Settings
 from streamscore.services.api.admin import admin_router
-from streamscore.services.api.auth import AuthError
+from streamscore.services.api.auth import AuthError, Revocations
+from streamscore.services.api.guard import Guard
 from streamscore.services.api.models import models_router
 from streamscore.services.api.score import SyncScoring
 from streamscore.services.api.score_route import score_router
@@ -110,8 +111,10 @@ def create_app(
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(admin_router(settings, redis_client))
-    app.include_router(models_router(settings, redis_client))
+    # One guard for every router: one revocation cache, so a revoked token is refused everywhere.
+    guard = Guard(settings.api_signing_key.get_secret_value(), Revocations(redis_client))
+    app.include_router(admin_router(redis_client, guard))
+    app.include_router(models_router(settings, redis_client, guard))
     if scoring is not None:
-        app.include_router(score_router(settings, redis_client, scoring))
+        app.include_router(score_router(scoring, guard))
     return app

@@ -19,14 +19,15 @@ from typing import Annotated, Any
 
 import msgspec
 import redis
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamscore.libs.config import Settings
 from streamscore.libs.model.safety import ModelRefused
 from streamscore.libs.topics import STREAMS
 from streamscore.services.api.audit import AuditLog
-from streamscore.services.api.auth import Principal, Revocations, authenticate, require
+from streamscore.services.api.auth import Principal
+from streamscore.services.api.guard import Guard, known_stream
 from streamscore.services.model_store import ModelRef, ModelStore, ModelStoreError
 
 
@@ -61,24 +62,12 @@ def _ref(ref: ModelRef | None) -> dict[str, Any] | None:
     return None if ref is None else msgspec.to_builtins(ref)
 
 
-def models_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
+def models_router(settings: Settings, redis_client: redis.Redis, guard: Guard) -> APIRouter:
     """The ``/v1/admin/models`` routes around the given Redis client."""
     router = APIRouter()
-    key = settings.api_signing_key.get_secret_value()
-    revocations = Revocations(redis_client)
     audit = AuditLog(redis_client)
     models = ModelStore(redis_client)
-
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        return authenticate(authorization, key, revocations)
-
-    def admin(p: Annotated[Principal, Depends(principal)]) -> Principal:
-        return require(p, "admin")
-
-    def stream_name(stream: str) -> str:
-        if stream not in STREAMS:
-            raise HTTPException(404, f"unknown stream {stream!r}")
-        return stream
+    admin = guard.scope("admin")
 
     @router.get("/v1/admin/models")
     def list_models(p: Annotated[Principal, Depends(admin)]) -> dict[str, Any]:
@@ -98,7 +87,7 @@ def models_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
         # 2. The store verifies the folder with the serving loader (422 with the
         #    refusal's reason and detail) and refuses version conflicts (409).
         # 3. The audit entry is written between verification and the write.
-        stream_name(stream)
+        known_stream(stream)
         try:
             folder = confine(settings.models_root, body.path)
         except PermissionError as exc:
@@ -130,7 +119,7 @@ def models_router(settings: Settings, redis_client: redis.Redis) -> APIRouter:
     @router.post("/v1/admin/models/{stream}/rollback")
     def rollback(stream: str, p: Annotated[Principal, Depends(admin)]) -> dict[str, Any]:
         # 409: nothing earlier; 422: the earlier folder no longer holds its model.
-        stream_name(stream)
+        known_stream(stream)
         current = models.active(stream)
 
         def record(ref: ModelRef) -> None:

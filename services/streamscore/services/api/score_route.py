@@ -12,14 +12,13 @@ a bearer token with the ``score`` scope.
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import redis
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from streamscore.libs.config import Settings
 from streamscore.libs.contracts.registry import contract_for, load_schema
 from streamscore.libs.topics import STREAMS
-from streamscore.services.api.auth import Principal, Revocations, authenticate, require
+from streamscore.services.api.auth import Principal
+from streamscore.services.api.guard import Guard
 from streamscore.services.api.score import MAX_BATCH, ScoreRequestError, SyncScoring
 
 _ERROR = {
@@ -80,16 +79,10 @@ def _openapi(stream: str) -> dict[str, Any]:
     }
 
 
-def score_router(settings: Settings, redis_client: redis.Redis, scoring: SyncScoring) -> APIRouter:
+def score_router(scoring: SyncScoring, guard: Guard) -> APIRouter:
     """``POST /v1/score/<stream>`` for every stream ``scoring`` serves."""
     router = APIRouter()
-    key = settings.api_signing_key.get_secret_value()
-    revocations = Revocations(redis_client)
-
-    # async: checked on the event loop, not in a worker thread per request
-    # (revocations are read from Redis at most once a second, see Revocations).
-    async def scorer(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        return require(authenticate(authorization, key, revocations), "score")
+    scorer = guard.scope("score")
 
     def route(stream: str) -> Callable[..., Awaitable[Response]]:
         async def score(request: Request, p: Annotated[Principal, Depends(scorer)]) -> Response:
