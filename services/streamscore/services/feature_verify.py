@@ -21,13 +21,11 @@ consumption order, which is what the gauge is for.
 
 from __future__ import annotations
 
-import signal
 import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -45,6 +43,7 @@ from streamscore.libs.features.offline import OfflineFeatures
 from streamscore.libs.topics import STREAMS
 from streamscore.services.clients import endpoints
 from streamscore.services.metrics import FeatureMetrics
+from streamscore.services.shutdown import stop_on_signals
 
 #: Unmatched vectors kept while waiting for their counterpart (oldest dropped beyond).
 MAX_PENDING = 200_000
@@ -192,16 +191,10 @@ def run_verify(
     ]
     verifier.expect_partitions([p.partition for p in rest if p.topic == verifier.event_topic])
     consumer.assign(positions + rest)
-    stop = [False]
-
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop[0] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     last = time.monotonic()
     try:
-        while not stop[0]:
+        while not stop.is_set():
             msgs = [m for m in consumer.consume(2000, timeout=0.5) if m.error() is None]
             for m in msgs:
                 verifier.add(m.topic() or "", m.value() or b"", m.partition() or 0)

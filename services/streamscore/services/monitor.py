@@ -33,12 +33,9 @@ log and is warm when it catches up.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
 from typing import cast
 
 from prometheus_client import start_http_server
@@ -60,6 +57,7 @@ from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, dlq_topic
 from streamscore.services.clients import make_consumer, make_producer, make_redis
 from streamscore.services.metrics import MonitorMetrics, StreamMetrics
 from streamscore.services.monitor_state import MonitorStore
+from streamscore.services.shutdown import stop_on_signals
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
 
 log = logging.getLogger(__name__)
@@ -260,13 +258,7 @@ def run_monitor(
         decode_as=ScoredEvent,
     )
     persistence = _Persistence(store, handler, snapshot_s)
-    stop = threading.Event()
-
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     if on_ready is not None:
         on_ready(topic, group)
     try:

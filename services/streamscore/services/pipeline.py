@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import threading
 import time
-from types import FrameType
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -50,6 +47,7 @@ from streamscore.services.metrics import DecisionMetrics, FeatureMetrics, Stream
 from streamscore.services.model_store import ModelStore
 from streamscore.services.policy_store import PolicyStore
 from streamscore.services.scorer import Scorer, default_policy
+from streamscore.services.shutdown import stop_on_signals
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
 
 log = logging.getLogger(__name__)
@@ -202,13 +200,7 @@ def run_pipeline(
         topic_prefix=topic_prefix,
         metrics=StreamMetrics(),
     )
-    stop = threading.Event()
-
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     try:
         return processor.run(should_stop=stop.is_set)
     finally:

@@ -48,8 +48,6 @@ seal everything, write, commit, exit 0.
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -57,7 +55,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from types import FrameType
 
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -84,6 +81,7 @@ from streamscore.services.clients import make_consumer, make_producer
 from streamscore.services.durable_files import ensure_dir, publish, sync_dir
 from streamscore.services.kafka_producer import Producer
 from streamscore.services.metrics import StreamMetrics
+from streamscore.services.shutdown import stop_on_signals
 from streamscore.services.stream_processor import ProcessingHaltedError
 
 SERVICE = "scored-sink"
@@ -414,13 +412,7 @@ def run_scored_sink(
     ``topic_prefix`` namespaces the topic, its DLQ and the consumer group.
     ``on_ready(topic, group)`` is called once the signal handlers are in place.
     """
-    stop = threading.Event()
-
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     topic = topic_prefix + STREAMS[stream].scored_log_topic
     group = f"{topic_prefix}streamscore-scored-sink-{stream}"
     claim_folder(out, stream, topic)

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import cast
 
 import redis
@@ -65,6 +63,7 @@ from streamscore.services.metrics import DecisionMetrics, StreamMetrics, degrade
 from streamscore.services.model_loader import open_model
 from streamscore.services.model_store import ModelRef, ModelStore, ModelStoreError, load_reference
 from streamscore.services.policy_store import PolicyStore
+from streamscore.services.shutdown import stop_on_signals
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
 
 REPO_POLICIES = Path(__file__).resolve().parents[3] / "policies"
@@ -454,13 +453,7 @@ def run_scorer(
         topic_prefix=topic_prefix,
         metrics=StreamMetrics(),
     )
-    stop = threading.Event()
-
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     try:
         return processor.run(should_stop=stop.is_set)
     finally:
