@@ -147,6 +147,20 @@ def test_scorer_decides_every_event_once_with_one_version(stack_settings: Settin
         is None
     )
     assert metric("streamscore_stage_seconds_count", service="scorer", stage="commit") > 0
+    # Consume lag: one observation per record; every partition read to its end.
+    assert metric("streamscore_consume_lag_seconds_count", service="scorer", topic=src) == N + 1
+    lags = [
+        s.value
+        for mf in registry.collect()
+        if mf.name == "streamscore_consumer_lag_records"
+        for s in mf.samples
+    ]
+    assert lags and all(v == 0 for v in lags)
+    for stage in ("model", "policy"):
+        count = metric(
+            "streamscore_decision_stage_seconds_count", stream="transactions", stage=stage
+        )
+        assert 0 < count <= proc.stats.batches  # a poison-only batch decides nothing
 
     decisions = [
         decode(TransactionDecision, m.value(), max_bytes=1 << 20)

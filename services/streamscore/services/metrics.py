@@ -30,6 +30,8 @@ LATENCY_BUCKETS = (
     5.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+#: Consume lag (seconds) reaches minutes when a backlog builds: the latency buckets and beyond.
+LAG_BUCKETS = (*LATENCY_BUCKETS, 10.0, 30.0, 60.0, 300.0, 900.0)
 
 
 def path_kind(policy_path: str) -> str:
@@ -102,6 +104,19 @@ class StreamMetrics:
             "streamscore_last_commit_timestamp_seconds",
             "When the service last committed.",
             ["service"],
+            registry=registry,
+        )
+        self.consume_lag = Histogram(
+            "streamscore_consume_lag_seconds",
+            "From a record's Kafka timestamp to its consumption (wall clock), per input topic.",
+            ["service", "topic"],
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.lag_records = Gauge(
+            "streamscore_consumer_lag_records",
+            "Records behind the partition's high watermark after the last batch (as last fetched).",
+            ["service", "topic", "partition"],
             registry=registry,
         )
 
@@ -190,6 +205,15 @@ class DecisionMetrics:
             "streamscore_shadow_decisions_total",
             "Decisions of the shadow policy beside the active one's, by both outcomes.",
             ["stream", "active", "shadow"],
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "streamscore_decision_stage_seconds",
+            "Time per micro-batch inside the decision handler, by stage: feature_read (fused "
+            "pipeline: features updated and read from Redis), model (predict), policy (the "
+            "rest of deciding: rules, capacity, reasons, decision records).",
+            ["stream", "stage"],
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
 

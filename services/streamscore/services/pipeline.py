@@ -80,6 +80,7 @@ class FusedHandler:
             InMessage(d.topic, d.partition, d.offset, d.key, d.raw, d.timestamp_ms) for d in batch
         ]
         backoff = 0.05
+        t0 = time.perf_counter()
         while True:  # step 2; nothing is acknowledged while Redis is away
             try:
                 records, stats = self.loop.run_until_complete(fp.process(msgs))
@@ -91,6 +92,10 @@ class FusedHandler:
                 log.warning("redis error, retrying batch in %.2f s: %s", backoff, exc)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
+        if self.scorer.metrics is not None:
+            self.scorer.metrics.stage_seconds.labels(fp.stream, "feature_read").observe(
+                time.perf_counter() - t0
+            )
         if self.metrics is not None:
             for outcome, n in stats.events.items():
                 self.metrics.events.labels(fp.stream, outcome).inc(n)

@@ -27,8 +27,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import redis
 from prometheus_client import start_http_server
 
@@ -275,11 +277,13 @@ class Scorer:
             model, explainer = self._model, self._explainer
         vectors = [cast(FeatureVector, d.message) for d in batch]
         now = datetime.now(tz=UTC)
+        timed = _TimedModel(model) if model is not None else None
+        t0 = time.perf_counter()
         scored = decide(
             vectors,
             stream=self.stream.name,
             policy=self.policy,
-            model=model,
+            model=timed,
             feature_names=self.feature_names,
             key_fields=self.key_fields,
             now=now,
@@ -287,6 +291,12 @@ class Scorer:
             explainer=explainer,
             capacity=self.capacity,
         )
+        decide_s = time.perf_counter() - t0
+        if self.metrics is not None:
+            model_s = timed.seconds if timed is not None else 0.0
+            stages = self.metrics.stage_seconds
+            stages.labels(self.stream.name, "model").observe(model_s)
+            stages.labels(self.stream.name, "policy").observe(max(0.0, decide_s - model_s))
         if self.shadow is not None:
             self._compare_shadow(self.shadow, vectors, scored.decisions, scored, now)
         if self.metrics is not None:
@@ -380,6 +390,29 @@ class Scorer:
         downgraded = sum(d.policy_path == CAPACITY_PATH for d in decisions)
         if downgraded:
             m.capacity_downgrades.labels(name).inc(downgraded)
+
+
+class _TimedModel:
+    """A model whose ``predict`` time is summed (the model stage of the decision metrics)."""
+
+    def __init__(self, model: ScoreModel) -> None:
+        self._model = model
+        self.seconds = 0.0
+
+    @property
+    def version(self) -> str:
+        return self._model.version
+
+    @property
+    def feature_names(self) -> Sequence[str]:
+        return self._model.feature_names
+
+    def predict(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.floating[Any]]:
+        t0 = time.perf_counter()
+        try:
+            return self._model.predict(X)
+        finally:
+            self.seconds += time.perf_counter() - t0
 
 
 def load_model(model_dir: Path, stream: str) -> tuple[ScoringSession, TreeReasons]:

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -39,6 +40,9 @@ from streamscore.libs.contracts.registry import contract_for
 from streamscore.libs.topics import dlq_topic
 from streamscore.services.kafka_producer import Producer
 from streamscore.services.metrics import StreamMetrics
+
+if TYPE_CHECKING:
+    from prometheus_client import Histogram
 
 #: Commit errors after which the loop goes on (see :meth:`StreamProcessor._commit`).
 _COMMIT_RETRIABLE = frozenset(
@@ -190,6 +194,7 @@ class StreamProcessor:
                     raise KafkaException(err)
         if not messages:
             return 0
+        consumed_at = time.time()  # wall clock, against the records' Kafka timestamps
         t0 = time.perf_counter()
         decoded: list[Decoded] = []
         outputs: list[Output] = []
@@ -224,7 +229,7 @@ class StreamProcessor:
         self.stats.decoded += len(decoded)
         self.stats.produced += len(outputs)
         if self.metrics is not None:
-            self._observe(messages, dead, outputs, (t0, t1, t2, t3, t4))
+            self._observe(messages, dead, outputs, (t0, t1, t2, t3, t4), consumed_at)
         return len(messages)
 
     def _observe(
@@ -233,12 +238,14 @@ class StreamProcessor:
         dead: Sequence[Output],
         outputs: Sequence[Output],
         times: tuple[float, float, float, float, float],
+        consumed_at: float,
     ) -> None:
-        """Per-batch metric updates (a few calls per batch, not per message)."""
+        """Per-batch metric updates (a few calls per batch; consume lag per message)."""
         m, svc = self.metrics, self.service
         assert m is not None
         for topic, n in Counter(msg.topic() or "" for msg in messages).items():
             m.consumed.labels(svc, topic).inc(n)
+        self._observe_lag(messages, consumed_at)
         for (topic, reason), n in Counter(
             (o.topic, dict(o.headers).get(HEADER_REASON, b"?").decode()) for o in dead
         ).items():
@@ -255,6 +262,36 @@ class StreamProcessor:
         ):
             m.stage_seconds.labels(svc, stage).observe(seconds)
         m.last_commit.labels(svc).set_to_current_time()
+
+    def _observe_lag(self, messages: Sequence[Message], consumed_at: float) -> None:
+        """Consume lag in time (per record) and in records (per partition, after the batch).
+
+        The record count uses the high watermark librdkafka cached from its last
+        fetch of the partition (no broker call); while that is unknown the gauge
+        keeps its previous value.
+        """
+        m, svc = self.metrics, self.service
+        assert m is not None
+        last: dict[tuple[str, int], int] = {}
+        children: dict[str, Histogram] = {}
+        for msg in messages:
+            topic = msg.topic() or ""
+            _kind, ts = msg.timestamp()
+            if ts > 0:
+                hist = children.get(topic) or children.setdefault(
+                    topic, m.consume_lag.labels(svc, topic)
+                )
+                hist.observe(max(0.0, consumed_at - ts / 1000))
+            last[topic, msg.partition() or 0] = msg.offset() or 0
+        for (topic, partition), offset in last.items():
+            try:
+                marks = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if marks is not None and marks[1] >= 0:
+                m.lag_records.labels(svc, topic, str(partition)).set(max(0, marks[1] - offset - 1))
 
     def _commit(self, messages: Sequence[Message]) -> None:
         try:
