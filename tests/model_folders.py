@@ -73,3 +73,37 @@ def renamed(src: Path, dst: Path, version: str) -> Path:
 
 def version_of(folder: Path) -> str:
     return _manifest(folder).model_version
+
+
+def blocking(out: Path, version: str) -> Path:
+    """A real model (XGBoost → ONNX through the parity gate) that scores every row near 1:
+    the transaction policy blocks everything it decides. A deliberately bad challenger."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import xgboost as xgb
+
+    from streamscore.libs.features.definitions import model_features
+    from streamscore.libs.model.export import export_model
+    from streamscore.libs.model.synthetic import synthetic_rows
+
+    rng = np.random.default_rng(0)
+    X = synthetic_rows(rng, 2000)
+    y = np.ones(len(X), dtype=int)
+    y[:5] = 0  # two classes for the classifier; the base rate makes every score ~0.997
+    model = xgb.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1, random_state=0)
+    model.fit(X, y)
+    names = model_features("transactions")
+    export_model(
+        model,
+        out,
+        model_name="tx-blocks-all",
+        model_version=version,
+        stream="transactions",
+        feature_names=names,
+        trained_from=datetime(2026, 1, 1, tzinfo=UTC),
+        trained_to=datetime(2026, 2, 1, tzinfo=UTC),
+        golden=X[:500],
+        thresholds=default_policy("transactions").thresholds,
+    )
+    return out

@@ -13,6 +13,13 @@ Keys (``ns`` is the namespace, ``streamscore`` by default):
 - ``{ns}:model:{stream}:active`` — the active reference (JSON);
 - ``{ns}:model:{stream}:history`` — a list of references, newest first (at most
   ``MAX_HISTORY``); a rollback moves ``active`` down this list, a promotion pushes.
+- ``{ns}:model:{stream}:challenger`` — the challenger (:class:`Challenger`, JSON):
+  a reference beside the active one (the *champion*) with its rollout mode,
+  ``shadow`` (it scores every event, its decisions go to the shadow topic only)
+  or ``canary`` (it decides a stable ``share`` of entities,
+  :mod:`streamscore.libs.rollout.routing`);
+- ``{ns}:model:{stream}:challenger_log`` — what happened to challengers, newest
+  first (set, cleared, promoted: who, when, why).
 
 Scorers poll :meth:`ModelStore.active` between batches
 (:meth:`~streamscore.services.scorer.Scorer.refresh_model`) and load the folder
@@ -25,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 import redis
@@ -36,7 +44,12 @@ from streamscore.services.model_loader import ModelRefused, open_model
 
 HISTORY_KEY = "{ns}:model:{stream}:history"
 ACTIVE_KEY = "{ns}:model:{stream}:active"
+CHALLENGER_KEY = "{ns}:model:{stream}:challenger"
+CHALLENGER_LOG_KEY = "{ns}:model:{stream}:challenger_log"
 MAX_HISTORY = 100
+
+RolloutMode = Literal["shadow", "canary"]
+ROLLOUT_MODES: tuple[RolloutMode, ...] = ("shadow", "canary")
 
 
 class ModelStoreError(Exception):
@@ -52,6 +65,28 @@ class ModelRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     onnx_sha256: str
     promoted_at: datetime
     promoted_by: str
+    reason: str
+
+
+class Challenger(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The challenger of a stream: its reference (who set it, when, why) and how it rolls out.
+
+    ``share`` is the canary's share of entities (0..1); in ``shadow`` mode it is kept
+    but unused (no entity is decided by a shadow).
+    """
+
+    ref: ModelRef
+    mode: RolloutMode
+    share: float
+
+
+class ChallengerEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One line of the challenger log: ``set``, ``cleared`` or ``promoted``."""
+
+    action: Literal["set", "cleared", "promoted"]
+    challenger: Challenger
+    at: datetime
+    by: str
     reason: str
 
 
@@ -78,6 +113,13 @@ def _decode(raw: bytes) -> ModelRef:
         return msgspec.json.decode(raw, type=ModelRef)
     except msgspec.DecodeError as exc:
         raise ModelStoreError(f"unreadable model reference: {exc}") from exc
+
+
+def _decode_challenger(raw: bytes) -> Challenger:
+    try:
+        return msgspec.json.decode(raw, type=Challenger)
+    except msgspec.DecodeError as exc:
+        raise ModelStoreError(f"unreadable challenger: {exc}") from exc
 
 
 class ModelStore:
@@ -181,3 +223,157 @@ class ModelStore:
             before_apply(previous)
         self.client.set(active_key, msgspec.json.encode(previous))
         return previous
+
+    # -- the challenger -------------------------------------------------------------------
+
+    def _challenger_keys(self, stream: str) -> tuple[str, str]:
+        self._keys(stream)  # unknown stream: ModelStoreError
+        return (
+            CHALLENGER_KEY.format(ns=self.ns, stream=stream),
+            CHALLENGER_LOG_KEY.format(ns=self.ns, stream=stream),
+        )
+
+    def challenger(self, stream: str) -> Challenger | None:
+        """The challenger of ``stream`` (``None``: none)."""
+        raw = self.client.get(self._challenger_keys(stream)[0])
+        return None if raw is None else _decode_challenger(raw)  # type: ignore[arg-type]
+
+    def challenger_log(self, stream: str) -> list[ChallengerEvent]:
+        """What happened to the challengers of ``stream``, newest first."""
+        rows = self.client.lrange(self._challenger_keys(stream)[1], 0, MAX_HISTORY - 1)
+        return [msgspec.json.decode(r, type=ChallengerEvent) for r in rows]  # type: ignore[union-attr]
+
+    def _log(self, pipe: redis.client.Pipeline, stream: str, event: ChallengerEvent) -> None:
+        log_key = self._challenger_keys(stream)[1]
+        pipe.lpush(log_key, msgspec.json.encode(event))
+        pipe.ltrim(log_key, 0, MAX_HISTORY - 1)
+
+    def set_challenger(
+        self,
+        stream: str,
+        folder: str | Path,
+        *,
+        mode: RolloutMode,
+        share: float,
+        by: str,
+        reason: str,
+    ) -> ModelRef:
+        """Make the model folder at ``folder`` the challenger of ``stream``; returns its reference.
+
+        1. ``mode`` is ``shadow`` or ``canary``; ``share`` is in [0, 1]
+           (:class:`ModelStoreError` otherwise).
+        2. The folder is loaded with the serving loader, as for :meth:`promote`: a
+           refusal raises :class:`ModelRefused` and nothing changes.
+        3. A version names one model: the active version cannot be its own challenger,
+           and a version in the history with another ONNX hash is refused.
+        4. Challenger and log line written in one transaction (replacing any challenger;
+           setting the same model again changes its mode or share).
+        """
+        if mode not in ROLLOUT_MODES:  # 1.
+            raise ModelStoreError(f"rollout mode must be one of {ROLLOUT_MODES}, not {mode!r}")
+        if not 0.0 <= share <= 1.0:
+            raise ModelStoreError(f"canary share must be in [0, 1], not {share}")
+        key, _ = self._challenger_keys(stream)
+        path = Path(folder).resolve()
+        manifest, _session, _reasons = open_model(path, stream)  # 2.
+        ref = ModelRef(
+            version=manifest.model_version,
+            path=str(path),
+            onnx_sha256=manifest.onnx_sha256,
+            promoted_at=datetime.now(tz=UTC),
+            promoted_by=by,
+            reason=reason,
+        )
+        self._check_new_version(stream, ref)  # 3.
+        current = self.active(stream)
+        if current is not None and current.version == ref.version:
+            raise ModelStoreError(f"{stream}: {ref.version} is the active model already")
+        entry = Challenger(ref=ref, mode=mode, share=float(share))
+        pipe = self.client.pipeline(transaction=True)  # 4.
+        pipe.set(key, msgspec.json.encode(entry))
+        self._log(
+            pipe,
+            stream,
+            ChallengerEvent(
+                action="set", challenger=entry, at=ref.promoted_at, by=by, reason=reason
+            ),
+        )
+        pipe.execute()
+        return ref
+
+    def _check_new_version(self, stream: str, ref: ModelRef) -> None:
+        for old in self.history(stream):
+            if old.version == ref.version and old.onnx_sha256 != ref.onnx_sha256:
+                raise ModelStoreError(
+                    f"{stream}: version {ref.version} already names another model "
+                    f"({old.onnx_sha256[:12]}, not {ref.onnx_sha256[:12]})"
+                )
+
+    def clear_challenger(
+        self, stream: str, *, by: str, reason: str, version: str | None = None
+    ) -> Challenger | None:
+        """Remove the challenger of ``stream``; returns it (``None``: there was none).
+
+        With ``version``, only a challenger of that version is removed (compare and
+        delete under WATCH): a judge rolling back a canary never removes a newer
+        challenger set meanwhile, and of several scorers judging the same canary
+        exactly one sees it removed (the one that alerts and counts the rollback).
+        """
+        key, _ = self._challenger_keys(stream)
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.get(key)
+                    current = None if raw is None else _decode_challenger(raw)  # type: ignore[arg-type]
+                    if current is None or (version is not None and current.ref.version != version):
+                        pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    pipe.delete(key)
+                    event = ChallengerEvent(
+                        action="cleared",
+                        challenger=current,
+                        at=datetime.now(tz=UTC),
+                        by=by,
+                        reason=reason,
+                    )
+                    self._log(pipe, stream, event)
+                    pipe.execute()
+                    return current
+                except redis.WatchError:
+                    continue  # changed between the read and the write: read again
+
+    def promote_challenger(
+        self,
+        stream: str,
+        *,
+        by: str,
+        reason: str,
+        before_apply: Callable[[ModelRef], object] | None = None,
+    ) -> ModelRef:
+        """The challenger becomes the active model (pushed to the history); returns its reference.
+
+        1. No challenger: :class:`ModelStoreError`.
+        2. Its folder must still hold its model (:func:`load_reference`;
+           :class:`ModelRefused` otherwise, nothing changes).
+        3. :meth:`promote` with who and why of this promotion (its checks apply).
+        4. The challenger is removed if it is still the one promoted (a challenger
+           set meanwhile stays).
+        """
+        current = self.challenger(stream)
+        if current is None:  # 1.
+            raise ModelStoreError(f"{stream}: no challenger to promote")
+        load_reference(current.ref, stream)  # 2.
+        ref = self.promote(stream, current.ref.path, by, reason, before_apply=before_apply)  # 3.
+        if (ref.version, ref.onnx_sha256) != (current.ref.version, current.ref.onnx_sha256):
+            raise ModelStoreError(f"{stream}: the challenger's folder changed during promotion")
+        if self.clear_challenger(
+            stream, by=by, reason=f"promoted: {reason}", version=ref.version
+        ):  # 4.
+            key = self._challenger_keys(stream)[1]
+            event = ChallengerEvent(
+                action="promoted", challenger=current, at=ref.promoted_at, by=by, reason=reason
+            )
+            self.client.lpush(key, msgspec.json.encode(event))
+        return ref
