@@ -1,0 +1,158 @@
+"""``streamscore model``: the MLflow registry from the command line.
+
+- ``model register FOLDER --reason R`` — a gated model folder as a new version
+  (``--alias A`` also points an alias at it);
+- ``model alias ALIAS VERSION --reason R`` (``--clear`` removes the alias);
+- ``model show`` — versions, aliases, gate summaries;
+- ``model audit`` — every alias move (who, when, why, gate), oldest first;
+- ``model promote [VERSION] --reason R`` — the explicit approval: ``VERSION``
+  (default: the challenger) becomes the champion in the registry and the
+  active model of the model store (scorers adopt it between batches).
+
+Who acts is ``--by`` (default: the login name of the process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from streamscore.libs.config import Settings
+from streamscore.libs.topics import STREAMS
+
+
+def _by(args: argparse.Namespace) -> str:
+    return str(args.by or getpass.getuser())
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Dispatch ``streamscore model <action>``; registry refusals exit 1 with the reason."""
+    from streamscore.services.model_loader import ModelRefused  # noqa: PLC0415
+    from streamscore.services.model_registry import ModelRegistry, RegistryError  # noqa: PLC0415
+    from streamscore.services.model_store import ModelStoreError  # noqa: PLC0415
+
+    settings = Settings()
+    try:
+        registry = ModelRegistry.open(settings)
+        return int(_ACTIONS[args.model_command](args, settings, registry))
+    except (RegistryError, ModelRefused, ModelStoreError) as exc:
+        print(f"model {args.model_command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _register(args: argparse.Namespace, _settings: Settings, registry: Any) -> int:
+    v = registry.register(args.folder, stream=args.stream, by=_by(args), reason=args.reason)
+    print(f"{v.name} v{v.version}: {v.model_version} (gate {json.dumps(v.gate)})")
+    if args.alias:
+        e = registry.set_alias(args.stream, args.alias, v.version, by=_by(args), reason=args.reason)
+        print(e.line())
+    return 0
+
+
+def _alias(args: argparse.Namespace, _settings: Settings, registry: Any) -> int:
+    if args.clear:
+        entry = registry.clear_alias(args.stream, args.alias, by=_by(args), reason=args.reason)
+        print(entry.line() if entry is not None else f"{args.alias} was not set")
+        return 0
+    if args.version is None:
+        print("model alias: give a VERSION or --clear", file=sys.stderr)
+        return 2
+    print(
+        registry.set_alias(
+            args.stream, args.alias, args.version, by=_by(args), reason=args.reason
+        ).line()
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace, _settings: Settings, registry: Any) -> int:
+    from streamscore.services.model_registry import registered_name  # noqa: PLC0415
+
+    print(registered_name(args.stream))
+    for alias, v in registry.aliases(args.stream).items():
+        print(f"  {alias:10s} {'v' + v.version + ' ' + v.model_version if v else '-'}")
+    for v in registry.versions(args.stream):
+        gate = v.gate
+        print(
+            f"  v{v.version:<4s} {v.model_version:32s} onnx {v.onnx_sha256[:12]} "
+            f"gate max|diff|={gate.get('max_abs_diff', float('nan')):.1e} "
+            f"flips={int(gate.get('flips', -1))} aliases={','.join(v.aliases) or '-'} "
+            f"by {v.tags.get('streamscore.registered_by', '?')}"
+        )
+    return 0
+
+
+def _audit(args: argparse.Namespace, _settings: Settings, registry: Any) -> int:
+    for e in registry.audit(args.stream):
+        print(e.to_json() if args.json else e.line())
+    return 0
+
+
+def _promote(args: argparse.Namespace, settings: Settings, registry: Any) -> int:
+    from streamscore.services.clients import make_redis  # noqa: PLC0415
+    from streamscore.services.model_registry import promote_champion  # noqa: PLC0415
+    from streamscore.services.model_store import ModelStore  # noqa: PLC0415
+
+    version = args.version
+    if version is None:
+        challenger = registry.by_alias(args.stream, "challenger")
+        if challenger is None:
+            print("model promote: no challenger; give a VERSION", file=sys.stderr)
+            return 1
+        version = challenger.version
+    store = ModelStore(make_redis(settings, timeout_s=5.0), namespace=args.namespace)
+    entry, ref = promote_champion(
+        registry, store, args.stream, version, by=_by(args), reason=args.reason
+    )
+    print(entry.line())
+    print(f"model store: {args.stream} now serves {ref.version} from {ref.path}")
+    return 0
+
+
+_ACTIONS = {
+    "register": _register,
+    "alias": _alias,
+    "show": _show,
+    "audit": _audit,
+    "promote": _promote,
+}
+
+
+def add_model_command(sub: Any) -> None:
+    """Register ``streamscore model`` on ``sub``."""
+    from streamscore.services.model_registry import ALIASES  # noqa: PLC0415
+
+    model = sub.add_parser("model", help="model registry: register, alias, show, audit, promote")
+    msub = model.add_subparsers(dest="model_command", required=True)
+
+    def common(p: argparse.ArgumentParser, *, acts: bool) -> None:
+        p.add_argument("--stream", default="transactions", choices=sorted(STREAMS))
+        if acts:
+            p.add_argument("--reason", required=True, help="why (recorded in the audit)")
+            p.add_argument("--by", help="who (default: the login name)")
+        p.set_defaults(func=cmd_model)
+
+    reg = msub.add_parser("register", help="register a gated model folder as a new version")
+    reg.add_argument("folder")
+    reg.add_argument("--alias", choices=ALIASES, help="also point this alias at it")
+    common(reg, acts=True)
+    alias = msub.add_parser("alias", help="point an alias at a version (audited)")
+    alias.add_argument("alias", choices=ALIASES)
+    alias.add_argument("version", nargs="?", help="registry version number")
+    alias.add_argument("--clear", action="store_true", help="remove the alias")
+    common(alias, acts=True)
+    common(msub.add_parser("show", help="versions and aliases"), acts=False)
+    audit = msub.add_parser("audit", help="every alias move: who, when, why, gate")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    common(audit, acts=False)
+    promote = msub.add_parser(
+        "promote", help="approve: VERSION (default: the challenger) becomes champion and serves"
+    )
+    promote.add_argument("version", nargs="?")
+    promote.add_argument(
+        "--namespace", default="streamscore", help="model store namespace in Redis"
+    )
+    common(promote, acts=True)
