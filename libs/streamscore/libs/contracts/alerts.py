@@ -4,7 +4,11 @@ One alert is one incident on one stream: the change that confirmed first
 (top-level fields) and the other (segment, signal) changes confirmed with it
 (``related``). ``kind`` is ``drift``, or ``retrain_trigger`` when the rule for
 retraining the stream's model fired (drift of its score or of enough of its
-inputs). ``alert_id`` is derived from what was detected, so a re-published
+inputs), or ``rollback`` when the scorer's canary judge rolled a challenger
+model back (v2; ``signal`` is the bound it broke, ``latency``, ``error_rate``,
+``decision_rate`` or ``precision``, the baseline is the champion's cohort over
+the same window, ``baseline_lag_s`` 0, and ``model_version`` the challenger's).
+``alert_id`` is derived from what was detected, so a re-published
 alert (a monitor restarted before its offsets were committed) has the same id.
 
 >>> from datetime import datetime, timezone
@@ -31,8 +35,10 @@ from streamscore.libs.contracts.decisions import Version
 #: Most related changes carried by one alert.
 MAX_RELATED = 64
 
-AlertKind = Literal["drift", "retrain_trigger"]
-SignalKind = Literal["score", "decision_rate", "missing_rate", "feature"]
+AlertKind = Literal["drift", "retrain_trigger", "rollback"]
+SignalKind = Literal[
+    "score", "decision_rate", "missing_rate", "feature", "latency", "error_rate", "precision"
+]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -68,8 +74,9 @@ class DriftAlert(Change, frozen=True):
     alert_id: Id
     kind: AlertKind
     stream: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    #: The baseline window is the evidence window this many seconds earlier.
-    baseline_lag_s: Annotated[int, msgspec.Meta(ge=1)]
+    #: The baseline window is the evidence window this many seconds earlier (0: the same
+    #: window, a canary's champion cohort).
+    baseline_lag_s: Annotated[int, msgspec.Meta(ge=0)]
     related: Annotated[list[Change], msgspec.Meta(max_length=MAX_RELATED)]
     #: The model version scoring the stream at confirmation (``none``: no model).
     model_version: Version

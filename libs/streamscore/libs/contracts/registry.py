@@ -125,8 +125,9 @@ def _build() -> tuple[Contract, ...]:
         Contract("scored_event", "log", 1, ScoredEvent, None, None),
         # The label joiner's output, one topic for the four streams (the record says which).
         Contract("labelled_example", "log", 1, LabelledExample, LABELLED_EXAMPLES_TOPIC, None),
-        # The monitor's drift incidents and retraining triggers, every stream on one topic.
-        Contract("drift_alert", "alerts", 1, DriftAlert, DRIFT_ALERT_TOPIC, None),
+        # The monitor's drift incidents and retraining triggers, and the scorers' canary
+        # rollbacks (v2), every stream on one topic.
+        Contract("drift_alert", "alerts", 2, DriftAlert, DRIFT_ALERT_TOPIC, None),
         Contract("dlq_record", "dlq", 1, DlqRecord, None, None),
     )
 
