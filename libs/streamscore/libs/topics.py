@@ -5,6 +5,8 @@ contracts registry maps them to message types.
 
 >>> STREAMS["transactions"].decision_topic
 'decisions.transactions'
+>>> STREAMS["transactions"].shadow_decision_topic
+'shadow.decisions.transactions'
 >>> dlq_topic("events.logins")
 'dlq.events.logins'
 >>> len({t.name for t in catalogue(partitions=3, replication=1)}) == len(catalogue(3, 1))
@@ -28,6 +30,8 @@ class Stream:
     decision_topic: str
     label_topic: str
     scored_log_topic: str
+    #: Decisions of a challenger model in shadow: never read by callers (model rollout).
+    shadow_decision_topic: str
     #: The event field whose value is the Kafka key (one entity stays on one partition).
     key_field: str
 
@@ -41,6 +45,7 @@ def _stream(name: str, decision_suffix: str, label_suffix: str, key_field: str) 
         decision_topic=f"decisions.{decision_suffix}",
         label_topic=f"labels.{label_suffix}",
         scored_log_topic=f"scored.{name}",
+        shadow_decision_topic=f"shadow.decisions.{decision_suffix}",
     )
 
 
@@ -108,6 +113,7 @@ def catalogue(
         add(s.input_topic, base, f"{s.name} events from producers")
         add(s.feature_topic, base, f"{s.name} events enriched with their feature vector")
         add(s.decision_topic, base, f"{s.name} decisions for consumers")
+        add(s.shadow_decision_topic, base, f"{s.name} decisions of a challenger in shadow")
         add(s.label_topic, labels, f"delayed labels for {s.name}")
         add(s.scored_log_topic, labels, f"scored-event log of {s.name} (training and audit)")
         for source in (s.input_topic, s.feature_topic, s.label_topic, s.scored_log_topic):
