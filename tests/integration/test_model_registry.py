@@ -133,7 +133,11 @@ def test_register_alias_audit_and_promote(
     # The explicit approval: champion alias and the model store together.
     client = redis.Redis.from_url(stack_settings.redis_url or "")
     store = ModelStore(client, namespace=f"it-{uuid.uuid4().hex[:8]}")
+    store.set_challenger(
+        STREAM, models["v2"], mode="shadow", share=0.0, by="retrainer", reason="drift a1"
+    )
     entry, ref = promote_champion(reg, store, STREAM, "2", by="ops-bob", reason="shadow clean")
+    assert store.challenger(STREAM) is None  # the store's challenger slot was promoted
     assert (entry.alias, entry.version, entry.previous) == ("champion", "2", "1")
     assert ref.version == "tx-reg-2" and store.active(STREAM) == ref
     assert reg.by_alias(STREAM, "champion").version == "2"  # type: ignore[union-attr]
@@ -151,6 +155,7 @@ def test_register_alias_audit_and_promote(
         ("shadow", "2", "retrainer"),
         ("champion", "2", "ops-bob"),
         ("challenger", None, "ops-bob"),
+        ("shadow", None, "ops-bob"),
     ]
     assert audit[3].reason == "shadow clean" and audit[3].gate["flips"] == 0.0
     assert all(a.at <= b.at for a, b in pairwise(audit))

@@ -419,26 +419,36 @@ def promote_champion(
 ) -> tuple[AuditEntry, ModelRef]:
     """The explicit approval: ``version`` becomes the champion in the registry AND serves.
 
-    1. The version's folder (:meth:`ModelRegistry.folder_of`) is promoted in the
-       model store (:meth:`ModelStore.promote`: verified with the serving loader;
-       a refusal changes nothing, in the store or the registry).
+    1. When the model store's challenger (shadow or canary) is this model, it is
+       promoted with :meth:`ModelStore.promote_challenger` (its slot cleared and
+       logged); otherwise the version's folder (:meth:`ModelRegistry.folder_of`)
+       with :meth:`ModelStore.promote`. Either verifies the folder with the
+       serving loader: a refusal changes nothing, in the store or the registry.
     2. Inside the store's ``before_apply`` (after the folder is verified, before
        the store writes): the registry's ``champion`` alias moves, audited. If
        that fails, the store writes nothing either.
-    3. A ``challenger`` alias on the same version is cleared (audited): it is
-       the champion now.
+    3. The ``challenger``, ``shadow`` and ``canary`` aliases on the same version
+       are cleared (audited): it is the champion now.
     """
     target = registry.version(stream, version)
-    folder = registry.folder_of(target, stream)
     moved: list[AuditEntry] = []
 
     def move_alias(_ref: ModelRef) -> None:  # 2.
         moved.append(registry.set_alias(stream, "champion", version, by=by, reason=reason))
 
-    ref = store.promote(stream, folder, by, reason, before_apply=move_alias)  # 1.
-    challenger = registry.by_alias(stream, "challenger")  # 3.
-    if challenger is not None and challenger.version == target.version:
-        registry.clear_alias(stream, "challenger", by=by, reason=f"promoted to champion: {reason}")
+    staged = store.challenger(stream)  # 1.
+    if staged is not None and (staged.ref.version, staged.ref.onnx_sha256) == (
+        target.model_version,
+        target.onnx_sha256,
+    ):
+        ref = store.promote_challenger(stream, by=by, reason=reason, before_apply=move_alias)
+    else:
+        folder = registry.folder_of(target, stream)
+        ref = store.promote(stream, folder, by, reason, before_apply=move_alias)
+    for alias in ("challenger", "shadow", "canary"):  # 3.
+        held = registry.by_alias(stream, alias)
+        if held is not None and held.version == target.version:
+            registry.clear_alias(stream, alias, by=by, reason=f"promoted to champion: {reason}")
     return moved[0], ref
 
 
