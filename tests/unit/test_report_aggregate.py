@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_summarise_one_stream() -> None:
 
 
 def test_drift_timeline_and_realised_series() -> None:
-    alerts = [
+    alerts: list[dict[str, Any]] = [
         {"stream": "logins", "kind": "drift", "signal": "score", "segment": "all",
          "feature": None, "first_evidence_at": 50, "confirmed_at": 90, "effect_sds": 0.4,
          "related": [{}], "reason": "score moved"},
