@@ -87,10 +87,11 @@ def test_compose_runs_infrastructure_observability_and_every_service() -> None:
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     commands = {svc["command"][0] for svc in streamscore_services().values()}
-    # Every long-running service of the CLI has a container (monitor/joiner when they exist).
+    # Every long-running service of the CLI has a container (monitor/joiner/retrainer when
+    # they exist).
     subcommands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     expected = {"pipeline", "processor", "scorer", "scored-sink", "api", "produce", "topics"}
-    expected |= {"monitor", "joiner"} & subcommands
+    expected |= {"monitor", "joiner", "retrainer"} & subcommands
     assert expected <= commands, sorted(expected - commands)
 
 

@@ -156,3 +156,91 @@ def add_model_command(sub: Any) -> None:
         "--namespace", default="streamscore", help="model store namespace in Redis"
     )
     common(promote, acts=True)
+
+
+def cmd_retrainer(args: argparse.Namespace) -> int:
+    """``streamscore retrainer``: run until SIGTERM/SIGINT."""
+    from dataclasses import replace  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from streamscore.libs.training.params import XGBParams  # noqa: PLC0415
+    from streamscore.libs.training.triggers import TriggerPolicy  # noqa: PLC0415
+    from streamscore.services.retrainer import (  # noqa: PLC0415
+        Retrainer,
+        RetrainerConfig,
+        run_retrainer,
+    )
+
+    policy = TriggerPolicy(
+        schedule_hours=args.schedule_hours or None,
+        on_alert=not args.no_alert_trigger,
+        min_new_examples=args.min_new_examples or None,
+        min_interval_hours=args.min_interval_hours,
+    )
+    params = XGBParams()
+    if args.n_estimators is not None:
+        params = replace(params, n_estimators=args.n_estimators)
+    params = replace(params, n_jobs=args.jobs)
+    cfg = RetrainerConfig(
+        stream=args.stream,
+        policy=policy,
+        examples=Path(args.examples) if args.examples else None,
+        sim=Path(args.sim) if args.sim else None,
+        train_days=args.train_days,
+        delay_days=args.delay_days,
+        test_days=args.test_days,
+        params=params,
+        policy_file=Path(args.policy) if args.policy else None,
+        mode=args.mode,
+        canary_share=args.canary_share,
+        auto_promote=args.auto_promote,
+        by=args.by,
+        topic_prefix=args.topic_prefix,
+        offset_reset=args.offset_reset,
+        namespace=args.namespace,
+    )
+
+    def ready(r: Retrainer) -> None:
+        print(f"retrainer {args.stream}: {r.alert_topic} + {r.examples_topic}, ready", flush=True)
+
+    stats = run_retrainer(Settings(), cfg, on_ready=ready)
+    outcomes = ", ".join(o.outcome for o in stats.outcomes) or "none"
+    print(f"retrainer {args.stream}: {stats.consumed:,} records, trainings: {outcomes}")
+    return 0
+
+
+def add_retrainer_command(sub: Any) -> None:
+    """Register ``streamscore retrainer`` on ``sub``."""
+    r = sub.add_parser(
+        "retrainer",
+        help="retrain on drift / new labels / schedule -> gated challenger, until stopped",
+    )
+    r.add_argument("--stream", required=True, choices=["transactions"])
+    r.add_argument("--examples", help="the label joiner's dataset root (its --out)")
+    r.add_argument("--sim", help="`streamscore simulate` folder: cold start without examples")
+    r.add_argument(
+        "--schedule-hours", type=float, default=7 * 24.0, help="stream time (0: no schedule)"
+    )
+    r.add_argument("--no-alert-trigger", action="store_true", help="ignore retrain_trigger")
+    r.add_argument(
+        "--min-new-examples", type=int, default=50_000, help="new labelled examples (0: off)"
+    )
+    r.add_argument(
+        "--min-interval-hours", type=float, default=24.0, help="stream time between trainings"
+    )
+    r.add_argument("--train-days", type=int, default=7)
+    r.add_argument("--delay-days", type=int, default=7)
+    r.add_argument("--test-days", type=int, default=7)
+    r.add_argument("--n-estimators", type=int, default=None)
+    r.add_argument("--jobs", type=int, default=2, help="XGBoost threads")
+    r.add_argument("--policy", help="policy JSON whose thresholds the parity gate checks")
+    r.add_argument("--mode", choices=["shadow", "canary"], default="shadow")
+    r.add_argument("--canary-share", type=float, default=0.05)
+    r.add_argument(
+        "--auto-promote", action="store_true", help="promote to champion without approval"
+    )
+    r.add_argument("--by", default="retrainer", help="who the audit names")
+    r.add_argument("--topic-prefix", default="", help="namespace of topics, group and state")
+    r.add_argument("--offset-reset", default="earliest", choices=["earliest", "latest"])
+    r.add_argument("--namespace", default="streamscore", help="model store namespace in Redis")
+    r.set_defaults(func=cmd_retrainer)

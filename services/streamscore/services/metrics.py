@@ -418,3 +418,43 @@ class MonitorMetrics:
             ["stream", "outcome"],
             registry=registry,
         )
+
+
+class RetrainerMetrics:
+    """Metrics of the retrainer (labels: streams, closed sets of causes and outcomes)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.records = Counter(
+            "streamscore_retrainer_records_total",
+            "Records read from alerts.drift and examples.labelled, by what they were: "
+            "alert (retrain_trigger of the stream), examples (primary, of the stream), other "
+            "(another stream, kind or revision), refused (broke its contract: counted, skipped).",
+            ["stream", "kind"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "streamscore_retrainer_triggers_total",
+            "Trigger decisions with a cause, by cause (alert, examples, schedule) and whether "
+            "it trained (started) or was held (min_interval, running).",
+            ["stream", "cause", "result"],
+            registry=registry,
+        )
+        self.trainings = Counter(
+            "streamscore_retrainer_trainings_total",
+            "Finished trainings by outcome: ok (registered and handed over), handoff_failed, "
+            "no_data, gate_failed, refused, error.",
+            ["stream", "outcome"],
+            registry=registry,
+        )
+        self.new_examples = Gauge(
+            "streamscore_retrainer_new_examples",
+            "Primary labelled examples since the last successful training started.",
+            ["stream"],
+            registry=registry,
+        )
+        self.running = Gauge(
+            "streamscore_retrainer_training_running",
+            "1 while a training runs.",
+            ["stream"],
+            registry=registry,
+        )

@@ -46,7 +46,7 @@ import math
 import secrets
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,9 +225,21 @@ class ModelRegistry:
                 raise
 
     def versions(self, stream: str) -> list[RegisteredVersion]:
-        """Every version of the stream's model, oldest first."""
-        found = self.client.search_model_versions(f"name='{registered_name(stream)}'")
-        return sorted((RegisteredVersion.of(v) for v in found), key=lambda v: int(v.version))
+        """Every version of the stream's model, oldest first (with their aliases: MLflow's
+        search leaves them out, the registered model has them)."""
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        name = registered_name(stream)
+        try:
+            held = dict(self.client.get_registered_model(name).aliases or {})
+        except MlflowException:
+            return []
+        out = []
+        for mv in self.client.search_model_versions(f"name='{name}'"):
+            v = RegisteredVersion.of(mv)
+            aliases = tuple(sorted(a for a, n in held.items() if str(n) == v.version))
+            out.append(replace(v, aliases=aliases))
+        return sorted(out, key=lambda v: int(v.version))
 
     def version(self, stream: str, version: str) -> RegisteredVersion:
         """One version by number (:class:`RegistryError` when unknown)."""

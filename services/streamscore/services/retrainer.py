@@ -1,0 +1,423 @@
+"""``streamscore retrainer``: drift, new labels or a schedule → a gated challenger model.
+
+Consumes ``alerts.drift`` (the monitor's alerts) and ``examples.labelled`` (the
+label joiner's matured examples), feeds them to the trigger rules of
+:mod:`streamscore.libs.training.triggers` (schedule, ``retrain_trigger`` alert,
+enough new labelled examples; a minimum interval between trainings, all in
+stream time), and when they say so:
+
+1. **Train** (:func:`~streamscore.services.trainer.train`) on the matured
+   examples of the joiner's Parquet dataset (``--examples``, the joiner's
+   ``--out``), or, before the joiner has written any, on the simulator's files
+   (``--sim``, cold start); the delay-aware split ends on the data's last day.
+   The run is logged to MLflow; the export is behind the parity gate.
+2. **Register** the folder in the MLflow registry
+   (:class:`~streamscore.services.model_registry.ModelRegistry`: refused unless
+   the gate passed) and point the ``challenger`` alias, and the rollout stage's
+   alias (``shadow`` by default, or ``canary``), at it — audited with who
+   (``--by``, ``retrainer``), when and why (the trigger's causes).
+3. **Hand over** to serving: :meth:`ModelStore.set_challenger` (mode
+   ``shadow`` or ``canary`` with ``--canary-share``); scorers pick it up between
+   batches. Promotion to champion is an explicit approval
+   (``streamscore model promote``) unless ``--auto-promote``.
+
+The training runs in a worker thread while the loop keeps reading (a long fit
+never stalls the consumer past ``max.poll.interval.ms``); records that arrive
+meanwhile count for the next training.
+
+**Delivery.** One batch, in the order that counts every record exactly once:
+
+1. Consume; skip records at offsets the saved state already counted (a crash
+   after step 2 and before step 3 re-delivers them).
+2. Apply the batch to the triggers and save the state (triggers and the next
+   offset per partition) to Redis in one ``SET``.
+3. Commit those offsets to Kafka (only where a new consumer group starts).
+
+A record that breaks its contract is counted (``refused``) and skipped: both
+topics are written by streamscore's own services, so it is a bug to look at,
+not data to train on. A training interrupted by a stop or a crash is
+forgotten on restart and its causes fire again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import KafkaException, Message, TopicPartition
+from prometheus_client import start_http_server
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.alerts import DriftAlert
+from streamscore.libs.contracts.codec import decode
+from streamscore.libs.contracts.errors import ContractError
+from streamscore.libs.contracts.examples import LabelledExample
+from streamscore.libs.kafka_config import OffsetReset
+from streamscore.libs.labels.dataset import files as dataset_files
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, LABELLED_EXAMPLES_TOPIC
+from streamscore.libs.training.params import XGBParams
+from streamscore.libs.training.triggers import (
+    Decision,
+    RetrainTriggers,
+    TriggerPolicy,
+    TriggerState,
+)
+from streamscore.services.clients import make_consumer, make_redis
+from streamscore.services.metrics import RetrainerMetrics
+from streamscore.services.model_store import ModelStore, RolloutMode
+from streamscore.services.shutdown import stop_on_signals
+
+log = logging.getLogger(__name__)
+SERVICE = "retrainer"
+STATE_KEY = "{prefix}streamscore:retrainer:{stream}:state"
+
+
+@dataclass(frozen=True)
+class RetrainerConfig:
+    """What one retrainer does (``streamscore retrainer`` options)."""
+
+    stream: str
+    policy: TriggerPolicy = field(default_factory=TriggerPolicy)
+    #: The label joiner's dataset root (its ``--out``): what a training reads first.
+    examples: Path | None = None
+    #: A ``streamscore simulate`` folder: the cold start while the dataset is empty.
+    sim: Path | None = None
+    train_days: int = 7
+    delay_days: int = 7
+    test_days: int = 7
+    params: XGBParams = field(default_factory=XGBParams)
+    #: Policy file whose thresholds the parity gate checks (default: the stream's).
+    policy_file: Path | None = None
+    #: The rollout stage a new challenger starts in.
+    mode: RolloutMode = "shadow"
+    canary_share: float = 0.05
+    auto_promote: bool = False
+    by: str = "retrainer"
+    topic_prefix: str = ""
+    offset_reset: OffsetReset = "earliest"
+    #: Model store namespace in Redis (scorers read ``streamscore``).
+    namespace: str = "streamscore"
+
+
+class RetrainerState(msgspec.Struct, kw_only=True):
+    """What the retrainer saves: the triggers and the next offset of each partition read."""
+
+    triggers: TriggerState = msgspec.field(default_factory=TriggerState)
+    #: ``"<topic>:<partition>"`` -> next offset to count.
+    offsets: dict[str, int] = msgspec.field(default_factory=dict)
+    #: The last finished training: outcome, versions, error (for ``status`` and tests).
+    last: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """How a training ended (``outcome`` is a closed set: the metric's label)."""
+
+    outcome: str
+    detail: str = ""
+    model_version: str | None = None
+    registry_version: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def trained(self) -> bool:
+        return self.outcome in ("ok", "handoff_failed")
+
+
+@dataclass
+class RetrainerStats:
+    consumed: int = 0
+    counted: Counter[str] = field(default_factory=Counter)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+class Retrainer:
+    """Steps 1-3 of the module docstring around a consumer, Redis and the MLflow registry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cfg: RetrainerConfig,
+        *,
+        metrics: RetrainerMetrics | None = None,
+    ) -> None:
+        self.settings, self.cfg = settings, cfg
+        self.redis = make_redis(settings, timeout_s=5.0)
+        self.store = ModelStore(self.redis, namespace=cfg.namespace)
+        self.key = STATE_KEY.format(prefix=cfg.topic_prefix, stream=cfg.stream)
+        raw = self.redis.get(self.key)
+        self.state = (
+            RetrainerState() if raw is None else msgspec.json.decode(raw, type=RetrainerState)  # type: ignore[arg-type]
+        )
+        self.triggers = RetrainTriggers(cfg.policy, self.state.triggers)
+        self.triggers.recover()
+        self.alert_topic = cfg.topic_prefix + DRIFT_ALERT_TOPIC
+        self.examples_topic = cfg.topic_prefix + LABELLED_EXAMPLES_TOPIC
+        self.metrics = metrics
+        self.stats = RetrainerStats()
+        self._job: threading.Thread | None = None
+        self._result: Outcome | None = None
+        self._last_decision: tuple[tuple[str, ...], str] = ((), "")
+
+    # Records -------------------------------------------------------------------------------
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self.stats.counted[kind] += n
+        if self.metrics is not None:
+            self.metrics.records.labels(self.cfg.stream, kind).inc(n)
+
+    def apply(self, msgs: list[Message]) -> bool:
+        """Step 1-2's bookkeeping: the batch into the triggers; True when anything counted."""
+        counted = False
+        for m in msgs:
+            topic, part, offset = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
+            tp = f"{topic}:{part}"
+            if offset < self.state.offsets.get(tp, 0):
+                continue  # counted before a crash (step 1)
+            self.state.offsets[tp] = offset + 1
+            counted = True
+            self.stats.consumed += 1
+            try:
+                if topic == self.alert_topic:
+                    self._alert(decode(DriftAlert, m.value() or b"", max_bytes=1 << 20))
+                else:
+                    self._example(decode(LabelledExample, m.value() or b"", max_bytes=1 << 20))
+            except ContractError as exc:
+                log.warning("%s[%d]@%d refused: %s", topic, part, offset, exc)
+                self._count("refused")
+        return counted
+
+    def _alert(self, a: DriftAlert) -> None:
+        hit = self.triggers.observe_alert(
+            a.alert_id,
+            kind=a.kind,
+            stream=a.stream,
+            stream_name=self.cfg.stream,
+            at_us=_us(a.confirmed_at),
+        )
+        if hit:
+            log.info("%s: retrain_trigger %s: %s", self.cfg.stream, a.alert_id, a.reason)
+        self._count("alert" if hit else "other")
+
+    def _example(self, ex: LabelledExample) -> None:
+        if ex.stream != self.cfg.stream or ex.revision != 0:
+            self._count("other")
+            return
+        times = [ex.event_time, ex.matured_at] + ([ex.label_time] if ex.label_time else [])
+        self.triggers.observe_examples(1, _us(max(times)))
+        self._count("examples")
+
+    def save(self) -> None:
+        """Step 2: the state in one ``SET``."""
+        self.redis.set(self.key, msgspec.json.encode(self.state))
+        if self.metrics is not None:
+            self.metrics.new_examples.labels(self.cfg.stream).set(self.state.triggers.new_examples)
+
+    def offsets(self) -> list[TopicPartition]:
+        """Step 3: the offsets the saved state reached."""
+        out = []
+        for tp, off in self.state.offsets.items():
+            topic, _, part = tp.rpartition(":")
+            out.append(TopicPartition(topic, int(part), off))
+        return out
+
+    # Trainings -----------------------------------------------------------------------------
+
+    @property
+    def training(self) -> bool:
+        return self._job is not None
+
+    def maybe_start(self) -> Decision | None:
+        """Start a training in a worker thread when the triggers say so."""
+        if self._job is not None:
+            return None
+        d = self.triggers.decide()
+        result = "started" if d.retrain else (d.held or "held")
+        seen = (d.causes, result)
+        if d.causes and seen != self._last_decision and self.metrics is not None:
+            for c in d.causes:  # counted once per change, not once per poll
+                self.metrics.decisions.labels(self.cfg.stream, c, result).inc()
+        self._last_decision = seen
+        if not d.retrain:
+            return None
+        self.triggers.started(d)
+        self.save()  # a crash from here on: recover() forgets this attempt
+        log.info("%s: retraining (%s)", self.cfg.stream, d.reason)
+        if self.metrics is not None:
+            self.metrics.running.labels(self.cfg.stream).set(1)
+        self._result = None
+        self._job = threading.Thread(
+            target=self._run, args=(d,), name=f"retrain-{self.cfg.stream}", daemon=True
+        )
+        self._job.start()
+        return d
+
+    def _run(self, d: Decision) -> None:
+        t0 = time.monotonic()
+        try:
+            out = retrain_once(self.settings, self.cfg, self.store, d.reason)
+        except Exception as exc:  # the thread reports every failure; the loop counts it
+            log.exception("%s: retraining failed", self.cfg.stream)
+            out = Outcome("error", f"{type(exc).__name__}: {exc}")
+        out.seconds = time.monotonic() - t0
+        self._result = out
+
+    def maybe_finish(self) -> Outcome | None:
+        """The finished training's outcome (counted, saved), or ``None`` while it runs."""
+        if self._job is None or self._job.is_alive():
+            return None
+        self._job = None
+        out = self._result or Outcome("error", "the training thread reported nothing")
+        self.triggers.finished(ok=out.trained)
+        self.state.last = {
+            "outcome": out.outcome,
+            "detail": out.detail[:1000],
+            "model_version": out.model_version or "",
+            "registry_version": out.registry_version or "",
+            "seconds": f"{out.seconds:.1f}",
+        }
+        self.save()
+        self.stats.outcomes.append(out)
+        if self.metrics is not None:
+            self.metrics.trainings.labels(self.cfg.stream, out.outcome).inc()
+            self.metrics.running.labels(self.cfg.stream).set(0)
+        log.info(
+            "%s: training %s %s (%.1f s)", self.cfg.stream, out.outcome, out.detail, out.seconds
+        )
+        return out
+
+
+def _source(cfg: RetrainerConfig) -> tuple[Path | None, Path | None]:
+    """``(examples, sim)``: matured examples when the joiner wrote some, else the cold start."""
+    if cfg.examples is not None and dataset_files(cfg.examples, cfg.stream):
+        return cfg.examples, None
+    if cfg.sim is not None:
+        return None, cfg.sim
+    where = cfg.examples or "(no --examples)"
+    raise FileNotFoundError(f"no labelled examples under {where} and no --sim for a cold start")
+
+
+def retrain_once(
+    settings: Settings, cfg: RetrainerConfig, store: ModelStore, reason: str
+) -> Outcome:
+    """Steps 1-3 of the module docstring for one trigger decision."""
+    from streamscore.libs.model.export import ParityFailed  # noqa: PLC0415 - heavy imports
+    from streamscore.services.model_registry import (  # noqa: PLC0415
+        GateNotPassed,
+        ModelRefused,
+        ModelRegistry,
+        RegistryError,
+        promote_champion,
+    )
+    from streamscore.services.model_store import ModelStoreError  # noqa: PLC0415
+    from streamscore.services.train_config import TrainConfig  # noqa: PLC0415
+    from streamscore.services.trainer import TrainingError, default_version, train  # noqa: PLC0415
+
+    stream, by = cfg.stream, cfg.by
+    version = f"{default_version(stream)}-{secrets.token_hex(2)}"
+    try:  # 1. train
+        examples, sim = _source(cfg)
+        tc = TrainConfig(
+            stream=stream,
+            examples=examples,
+            sim=sim,
+            version=version,
+            register=False,
+            track=True,
+            params=cfg.params,
+            train_days=cfg.train_days,
+            delay_days=cfg.delay_days,
+            test_days=cfg.test_days,
+            policy=cfg.policy_file,
+        )
+        result = train(tc, settings, progress=lambda m: log.info("%s train: %s", stream, m))
+    except (TrainingError, FileNotFoundError, ValueError) as exc:
+        return Outcome("no_data", str(exc), version)
+    except ParityFailed as exc:
+        return Outcome("gate_failed", str(exc), version)
+    registry = ModelRegistry.open(settings)
+    why = f"retrainer: {reason}"
+    try:  # 2. register (the gate again) and alias
+        v = registry.register(
+            result.model_dir, stream=stream, by=by, reason=why, run_id=result.run_id
+        )
+        registry.set_alias(stream, "challenger", v.version, by=by, reason=why)
+        registry.set_alias(stream, cfg.mode, v.version, by=by, reason=why)
+    except GateNotPassed as exc:
+        return Outcome("gate_failed", str(exc), version)
+    except (RegistryError, ModelRefused) as exc:
+        return Outcome("refused", str(exc), version)
+    try:  # 3. hand over to serving
+        share = cfg.canary_share if cfg.mode == "canary" else 0.0
+        store.set_challenger(
+            stream, result.model_dir, mode=cfg.mode, share=share, by=by, reason=why
+        )
+        if cfg.auto_promote:
+            promote_champion(
+                registry, store, stream, v.version, by=by, reason=f"auto-promoted: {why}"
+            )
+    except (ModelStoreError, ModelRefused, RegistryError) as exc:
+        return Outcome("handoff_failed", str(exc), version, v.version)
+    q = result.quality
+    detail = (
+        f"v{v.version} {version}: AUC {q.auc_roc:.3f} AP {q.average_precision:.3f} "
+        f"{'champion (auto)' if cfg.auto_promote else 'challenger (' + cfg.mode + ')'}"
+    )
+    return Outcome("ok", detail, version, v.version)
+
+
+def run_retrainer(
+    settings: Settings,
+    cfg: RetrainerConfig,
+    *,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[Retrainer], None] | None = None,
+    poll_s: float = 0.2,
+) -> RetrainerStats:
+    """Run the retrainer of ``cfg.stream`` until ``stop`` (default: SIGTERM or SIGINT)."""
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr=settings.bind_host)
+    stop = stop if stop is not None else stop_on_signals()
+    r = Retrainer(settings, cfg, metrics=RetrainerMetrics())
+    group = f"{cfg.topic_prefix}streamscore-retrainer-{cfg.stream}"
+    consumer = make_consumer(
+        settings, group_id=group, client_id=f"{SERVICE}-{cfg.stream}",
+        auto_offset_reset=cfg.offset_reset,
+    )  # fmt: skip
+    consumer.subscribe([r.alert_topic, r.examples_topic])
+    if on_ready is not None:
+        on_ready(r)
+    try:
+        while not stop.is_set():
+            msgs = consumer.consume(1000, timeout=poll_s)
+            good = []
+            for m in msgs:
+                err = m.error()
+                if err is not None:
+                    if err.fatal():
+                        raise KafkaException(err)
+                    log.warning("%s: consumer: %s", cfg.stream, err)
+                    continue
+                good.append(m)
+            if r.apply(good):  # step 1-2
+                r.save()
+                consumer.commit(offsets=r.offsets(), asynchronous=False)  # step 3
+            r.maybe_finish()
+            r.maybe_start()
+    finally:
+        if r.training:
+            log.warning("%s: stopped during a training: it runs again on restart", cfg.stream)
+        consumer.close()
+    return r.stats

@@ -1,0 +1,260 @@
+"""The retrainer on real Kafka, Redis and a real MLflow SQLite registry.
+
+A small world (500 cards, 13 days: 5 training days, a 3-day gap, 5 test days)
+is simulated and its training set written in the label joiner's dataset layout
+(the matured examples a retrainer trains on). The retrainer runs in this
+process (its loop in a thread, stopped by an event) on a private topic prefix,
+Redis namespace and registry:
+
+1. A ``retrain_trigger`` alert of the monitor (with a plain drift alert and an
+   alert of another stream beside it, both ignored) → a training run, a
+   registry version with the aliases ``challenger`` and ``shadow``, the audit
+   naming the retrainer, when and the alert; the model store's challenger
+   slot holds it in shadow mode.
+2. A second trigger within the minimum interval (24 h of stream time) and new
+   labelled examples with it: held, no training.
+3. Labelled examples past the interval → the held causes fire: a second
+   version becomes the challenger (the audit says from which version).
+4. ``streamscore model promote`` (the explicit approval) makes it the
+   champion in the registry and the active model of the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import redis
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.alerts import DriftAlert
+from streamscore.libs.contracts.codec import encode
+from streamscore.libs.contracts.examples import LabelledExample
+from streamscore.libs.features.definitions import feature_schema_hash
+from streamscore.libs.labels.dataset import file_name
+from streamscore.libs.simulator.scenario import get
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, LABELLED_EXAMPLES_TOPIC, TopicSpec
+from streamscore.libs.training.params import XGBParams
+from streamscore.libs.training.triggers import TriggerPolicy
+from streamscore.services.clients import make_admin, make_producer
+from streamscore.services.model_registry import ModelRegistry
+from streamscore.services.model_store import ModelStore
+from streamscore.services.retrainer import Retrainer, RetrainerConfig, run_retrainer
+from streamscore.services.sim_files import simulate_to_files
+from streamscore.services.topics_admin import create_topics
+from streamscore.services.training_set import build_training_set, training_set_path
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(240),
+    pytest.mark.filterwarnings("ignore:.*noload.*:DeprecationWarning"),  # MLflow 3.17 on SA 2.1
+]
+STREAM = "transactions"
+T0 = datetime(2026, 1, 18, 12, tzinfo=UTC)  # stream time of the first trigger
+WAIT_S = 150.0
+
+
+@pytest.fixture(scope="module")
+def examples_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small world's training set in the joiner's dataset layout (``label`` column)."""
+    tmp = tmp_path_factory.mktemp("world")
+    world = get("small").only(STREAM).with_days(13)
+    simulate_to_files(world, seed=5, out=tmp / "sim", progress=lambda _m: None)
+    build_training_set(tmp / "sim", tmp / "sim", stream=STREAM, progress=lambda _m: None)
+    ts = pq.read_table(training_set_path(tmp / "sim", STREAM))
+    ex = ts.rename_columns(["label" if c == "truth_fraud" else c for c in ts.column_names])
+    days = pc.strftime(ex.column("event_time"), format="%Y-%m-%d")
+    root = tmp / "examples"
+    for i, day in enumerate(sorted(set(days.to_pylist()))):
+        folder = root / STREAM / f"date={day}"
+        folder.mkdir(parents=True)
+        name = file_name(i, i, feature_schema_hash(STREAM))
+        pq.write_table(ex.filter(pc.equal(days, day)), folder / name)
+    return root
+
+
+@dataclass
+class Running:
+    retrainer: Retrainer
+    stop: threading.Event
+    thread: threading.Thread
+    settings: Settings
+    cfg: RetrainerConfig
+
+
+@pytest.fixture
+def running(stack_settings: Settings, examples_root: Path, tmp_path: Path) -> Iterator[Running]:
+    prefix = f"rt-{uuid.uuid4().hex[:8]}."
+    create_topics(
+        make_admin(stack_settings),
+        [
+            TopicSpec(prefix + DRIFT_ALERT_TOPIC, 1, 1),
+            TopicSpec(prefix + LABELLED_EXAMPLES_TOPIC, 3, 1),
+        ],
+    )
+    settings = replace_settings(stack_settings, tmp_path)
+    cfg = RetrainerConfig(
+        stream=STREAM,
+        policy=TriggerPolicy(schedule_hours=None, min_new_examples=40, min_interval_hours=24),
+        examples=examples_root,
+        train_days=5,
+        delay_days=3,
+        test_days=5,
+        params=replace(XGBParams(), n_estimators=10, n_jobs=1),
+        topic_prefix=prefix,
+        namespace=f"it-{uuid.uuid4().hex[:8]}",
+    )
+    ready: list[Retrainer] = []
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_retrainer, args=(settings, cfg), kwargs={"stop": stop, "on_ready": ready.append}
+    )
+    thread.start()
+    _until(lambda: bool(ready), "the retrainer to start")
+    yield Running(ready[0], stop, thread, settings, cfg)
+    stop.set()
+    thread.join(60)
+
+
+def replace_settings(base: Settings, tmp: Path) -> Settings:
+    return Settings(
+        home=tmp / "home",
+        profile="test",
+        kafka_bootstrap=base.kafka_bootstrap,
+        redis_url=base.redis_url,
+        mlflow_tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+        models_root=tmp / "models",
+    )
+
+
+def _until(cond: object, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"waited {WAIT_S:.0f} s for {what}"
+        time.sleep(0.1)
+
+
+def _alert(
+    alert_id: str, at: datetime, *, kind: str = "retrain_trigger", stream: str = STREAM
+) -> DriftAlert:
+    return DriftAlert(
+        alert_id=alert_id, kind=kind, stream=stream, segment="all", signal="score",  # type: ignore[arg-type]
+        feature=None, detector="cusum", first_evidence_at=at - timedelta(hours=6),
+        confirmed_at=at, effect_sds=0.5, statistic=3.0, evidence_events=400,
+        baseline_events=410, mean=0.2, baseline_mean=0.1, baseline_lag_s=86_400, related=[],
+        model_version="m1", reason="score drift", raised_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def _example(i: int, at: datetime, *, stream: str = STREAM, revision: int = 0) -> LabelledExample:
+    return LabelledExample(
+        event_id=f"e{i}", stream=stream, event_time=at - timedelta(days=120),
+        kind="matured_negative", revision=revision, label=False, label_time=None,
+        label_id=None, late=False,
+        matured_at=at, keys={"customer_id": "C1"}, feature_names_hash="0" * 64, values=[1.0],
+        model_version="m1", policy_version="p1", score=0.1, decision="approve",
+    )  # fmt: skip
+
+
+def _publish(settings: Settings, topic: str, messages: list[object]) -> None:
+    producer = make_producer(settings, client_id="retrainer-test")
+    for m in messages:
+        producer.send(topic, encode(m), key=STREAM.encode())  # type: ignore[arg-type]
+    assert producer.flush(30) == 0 and producer.failed_total == 0
+
+
+def test_trigger_train_register_challenger_hold_and_approve(running: Running) -> None:
+    r, settings, cfg = running.retrainer, running.settings, running.cfg
+    alerts, examples = r.alert_topic, r.examples_topic
+
+    # 1. A retrain_trigger alert (beside a plain drift alert and another stream's trigger).
+    _publish(settings, alerts, [
+        _alert("d-1", T0, kind="drift"), _alert("o-1", T0, stream="logins"), _alert("a-1", T0),
+    ])  # fmt: skip
+    _until(lambda: len(r.stats.outcomes) == 1, "the first training")
+    first = r.stats.outcomes[0]
+    assert first.outcome == "ok", first.detail
+    assert r.stats.counted["alert"] == 1 and r.stats.counted["other"] == 2
+
+    registry = ModelRegistry.open(settings)
+    (v1,) = registry.versions(STREAM)
+    assert v1.model_version == first.model_version and v1.run_id is not None
+    assert set(v1.aliases) == {"challenger", "shadow"}
+    assert v1.gate["passed"] == 1.0 and v1.gate["flips"] == 0.0
+    audit = registry.audit(STREAM)
+    assert [(e.alias, e.version, e.previous, e.by) for e in audit] == [
+        ("challenger", "1", None, "retrainer"),
+        ("shadow", "1", None, "retrainer"),
+    ]
+    assert "a-1" in audit[0].reason and audit[0].gate["flips"] == 0.0
+    assert abs((audit[0].at - datetime.now(UTC)).total_seconds()) < 600
+    store = ModelStore(redis.Redis.from_url(settings.redis_url or ""), namespace=cfg.namespace)
+    staged = store.challenger(STREAM)
+    assert staged is not None and staged.mode == "shadow"
+    assert staged.ref.version == v1.model_version and staged.ref.promoted_by == "retrainer"
+    assert store.active(STREAM) is None  # promotion needs an explicit approval
+
+    # 2. Within the minimum interval: another trigger and enough examples are held.
+    soon = T0 + timedelta(hours=1)
+    _publish(settings, alerts, [_alert("a-2", soon)])
+    _publish(settings, examples, [_example(i, soon) for i in range(45)])
+    _until(
+        lambda: r.stats.counted["alert"] == 2 and r.stats.counted["examples"] == 45,
+        "the held records to be counted",
+    )
+    held = r.triggers.decide()
+    assert not held.retrain and held.held == "min_interval"
+    assert set(held.causes) == {"alert", "examples"}
+    assert len(r.stats.outcomes) == 1 and len(registry.versions(STREAM)) == 1
+
+    # 3. Examples past the interval (other streams' and corrections ignored): the held causes fire.
+    later = T0 + timedelta(hours=25)
+    _publish(settings, examples, [
+        _example(100, later, stream="logins"), _example(101, later, revision=1),
+        _example(102, later),
+    ])  # fmt: skip
+    _until(lambda: len(r.stats.outcomes) == 2, "the second training")
+    second = r.stats.outcomes[1]
+    assert second.outcome == "ok", second.detail
+    assert r.stats.counted["examples"] == 46 and r.stats.counted["other"] == 4
+    v2 = registry.by_alias(STREAM, "challenger")
+    assert v2 is not None and v2.version == "2" and v2.model_version == second.model_version
+    last = registry.audit(STREAM)[-2]
+    assert (last.alias, last.version, last.previous) == ("challenger", "2", "1")
+    assert "a-2" in last.reason and "new labelled examples" in last.reason
+    assert r.state.triggers.alerts == {} and r.state.triggers.trainings == 2
+
+    # 4. The explicit approval, from the command line.
+    env = {
+        **os.environ,
+        "STREAMSCORE_HOME": str(settings.home),
+        "STREAMSCORE_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri or "",
+        "REDIS_URL": settings.redis_url or "",
+        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamscore.services.cli", "model", "promote", "--stream",
+         STREAM, "--reason", "shadow report clean", "--by", "ops-carol",
+         "--namespace", cfg.namespace],
+        env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    champion = registry.by_alias(STREAM, "champion")
+    assert champion is not None and champion.version == "2"
+    active = store.active(STREAM)
+    assert active is not None and active.version == v2.model_version
+    assert active.promoted_by == "ops-carol" and store.challenger(STREAM) is None
+    entry = next(e for e in registry.audit(STREAM) if e.alias == "champion")
+    assert (entry.by, entry.reason, entry.version) == ("ops-carol", "shadow report clean", "2")
