@@ -249,7 +249,12 @@ def cmd_api(args: argparse.Namespace) -> int:
         if not sep or stream not in STREAMS:
             raise SystemExit(f"--model wants STREAM=FOLDER with STREAM in {sorted(STREAMS)}")
         models[stream] = load_model(Path(folder), stream)  # refused: the API does not start
-    scoring = build_sync_scoring(settings, models, topic_prefix=args.topic_prefix)
+    scoring = build_sync_scoring(
+        settings,
+        models,
+        topic_prefix=args.topic_prefix,
+        store_deadline_s=args.store_deadline_ms / 1000.0,
+    )
     app = create_app(
         settings,
         make_redis(settings),
@@ -314,6 +319,12 @@ def _add_api_command(sub: Any) -> None:
         help="model folder serving a stream's sync scoring (repeatable; none: degraded path)",
     )
     api.add_argument("--topic-prefix", default="", help="namespace of the decision topics")
+    api.add_argument(
+        "--store-deadline-ms",
+        type=float,
+        default=100.0,
+        help="feature step's deadline per batch; past it the degraded path decides",
+    )
     api.set_defaults(func=cmd_api)
 
 

@@ -290,6 +290,16 @@ class ApiMetrics:
             ["stream", "features"],
             registry=registry,
         )
+        self.store_circuit = Gauge(
+            "streamscore_api_store_circuit_state",
+            "The API's circuit breaker on the feature store: 0 closed, 0.5 half-open, 1 open.",
+            registry=registry,
+        )
+        self.store_circuit_opened = Counter(
+            "streamscore_api_store_circuit_opened_total",
+            "Times the API's breaker on the feature store opened (the store failed in a row).",
+            registry=registry,
+        )
         self.batch = Histogram(
             "streamscore_api_score_batch_events",
             "Events decided together (concurrent requests coalesced into one batch).",

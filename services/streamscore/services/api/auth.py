@@ -13,6 +13,7 @@ Verification (FAULTS S3):
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -65,10 +66,12 @@ class Revocations:
 
     Each process reads the whole set at most every ``refresh_s`` seconds (one
     round trip per interval, not per request), so a revocation made by another
-    process applies within ``refresh_s``; one made here applies at once. When
-    Redis cannot be read the last set read stays in force (counted in
-    ``refresh_errors``): a Redis outage must not turn every request into a 500
-    while scoring goes on in degraded mode.
+    process applies within ``refresh_s`` plus a round trip; one made here
+    applies at once. The first read is made by the first request; later ones in
+    a background thread while requests use the set read before, so a slow Redis
+    never holds a request (FAULTS.md F7). When Redis cannot be read the last set
+    read stays in force (counted in ``refresh_errors``): a Redis outage must not
+    turn every request into a 500 while scoring goes on in degraded mode.
     """
 
     def __init__(self, client: redis.Redis, *, refresh_s: float = 1.0) -> None:
@@ -76,6 +79,7 @@ class Revocations:
         self.refresh_s = refresh_s
         self._revoked: set[str] = set()
         self._read_at = -math.inf
+        self._reading = threading.Lock()
         self.refresh_errors = 0
 
     def revoke(self, token_id: str) -> None:
@@ -84,14 +88,24 @@ class Revocations:
 
     def is_revoked(self, token_id: str) -> bool:
         now = time.monotonic()
-        if now - self._read_at >= self.refresh_s:
+        if now - self._read_at >= self.refresh_s and self._reading.acquire(blocking=False):
+            first = self._read_at == -math.inf
             self._read_at = now
-            try:
-                members = self.client.smembers(REVOKED_KEY)
-                self._revoked = {m.decode() if isinstance(m, bytes) else m for m in members}  # type: ignore[union-attr]
-            except redis.RedisError:
-                self.refresh_errors += 1
+            if first:
+                self._read()
+            else:
+                threading.Thread(target=self._read, name="revocations", daemon=True).start()
         return token_id in self._revoked
+
+    def _read(self) -> None:
+        """Replace the set with Redis's (the caller holds ``_reading``; released here)."""
+        try:
+            members = self.client.smembers(REVOKED_KEY)
+            self._revoked = {m.decode() if isinstance(m, bytes) else m for m in members}  # type: ignore[union-attr]
+        except redis.RedisError:
+            self.refresh_errors += 1
+        finally:
+            self._reading.release()
 
 
 def authenticate(authorization: str | None, key: str, revocations: Revocations) -> Principal:

@@ -25,12 +25,14 @@ contract. It goes through the very code of the stream path:
 Steps 2-4 run for concurrent requests together (:class:`_Coalescer`): what
 queued while the previous batch was decided goes as one batch.
 
-When Redis is unavailable or slow (its error or timeout), step 2 is skipped and
+When Redis is unavailable or slow, step 2 is cut short by its guard
+(:class:`~streamscore.services.api.store_guard.StoreGuard`: a deadline per
+batch, and a circuit breaker that stops asking a failing store for a while) and
 the events are decided on the degraded path: every feature group ``ERROR``, all
 values missing, so the policy's degraded rules decide and the decision says so.
 Those events are not applied to the windows (the stream path applies them if
-they are also published to ``events.<stream>``). Known limit: a Redis timeout
-while the write itself is in flight can leave the event applied although it was
+they are also published to ``events.<stream>``). Known limit: a step cut short
+while its write is in flight can leave the event applied although it was
 decided degraded; a retry of that request would then get the feature-based
 decision.
 """
@@ -60,14 +62,16 @@ from streamscore.libs.features.definitions import groups
 from streamscore.libs.policy.spec import Policy, PolicyError
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
 from streamscore.libs.topics import STREAMS
+from streamscore.services.api.store_guard import StoreGuard
 from streamscore.services.async_delivery import AsyncDelivery, DeliveryError
 from streamscore.services.capacity import RedisCapacity
 from streamscore.services.clients import endpoints, make_redis
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
-from streamscore.services.feature_state import ConflictLimitError, FeatureStateStore
+from streamscore.services.feature_state import FeatureStateStore
 from streamscore.services.metrics import ApiMetrics, DecisionMetrics
 from streamscore.services.model_store import ModelStore
 from streamscore.services.policy_store import PolicyStore
+from streamscore.services.polled import Poller
 from streamscore.services.scorer import Scorer, default_policy
 from streamscore.services.stream_processor import Decoded
 
@@ -155,12 +159,16 @@ class SyncScoring:
         metrics: ApiMetrics | None = None,
         max_bytes: int = 1024 * 1024,
         delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
+        guard: StoreGuard | None = None,
+        poller: Poller | None = None,
     ) -> None:
         self.streams = streams
         self.delivery = delivery
         self.metrics = metrics
         self.max_bytes = max_bytes
         self.delivery_timeout_s = delivery_timeout_s
+        self.guard = guard or StoreGuard(metrics=metrics)
+        self.poller = poller
         self._coalescers: dict[str, _Coalescer] = {}
         #: The streams that were given a model (readiness expects one serving).
         self.with_model = frozenset(s for s, v in self.models().items() if v is not None)
@@ -266,10 +274,10 @@ class SyncScoring:
     async def _features(
         self, fp: FeatureProcessor, events: list[Event], msgs: list[InMessage]
     ) -> tuple[list[FeatureVector], str]:
-        try:
-            out, _stats = await fp.process(msgs)
-        except (RedisError, OSError, ConflictLimitError):
-            return [_unavailable(fp, ev) for ev in events], "store_unavailable"
+        result, how = await self.guard.run(lambda: fp.process(msgs))
+        if result is None:
+            return [_unavailable(fp, ev) for ev in events], how
+        out, _stats = result
         refused = [r for r in out if r.topic != fp.feature_topic]
         if refused:  # step 1 checked every input: a refusal here is a bug, not bad input
             h = parse_dlq_headers(refused[0].headers)
@@ -286,6 +294,8 @@ class SyncScoring:
             if not c.loop.is_closed():
                 c.task.cancel()
         self.delivery.close()
+        if self.poller is not None:
+            self.poller.close()
 
 
 def _split(body: bytes) -> tuple[bool, list[msgspec.Raw]]:
@@ -334,6 +344,7 @@ def build_sync_scoring(
     topic_prefix: str = "",
     registry: CollectorRegistry = REGISTRY,
     store_timeout_s: float = 0.25,
+    store_deadline_s: float = 0.1,
 ) -> SyncScoring:
     """Synchronous scoring of ``streams`` on the settings' Kafka and Redis.
 
@@ -342,8 +353,10 @@ def build_sync_scoring(
     scorer started without a model. As in ``streamscore scorer``, the model
     store's active model wins once there is one (promotions and rollbacks
     through the API apply between batches), and so does the active policy.
-    The Redis timeout is short on purpose: a slow store sends requests to the
-    degraded path instead of holding them.
+    The feature step has ``store_deadline_s`` per batch and a circuit breaker
+    (:class:`StoreGuard`): a slow store sends requests to the degraded path
+    instead of holding them. ``store_timeout_s`` bounds each socket operation
+    of the other Redis calls.
     """
     import redis.asyncio as aioredis  # noqa: PLC0415
 
@@ -354,9 +367,16 @@ def build_sync_scoring(
     state = FeatureStateStore(client, decode_state)
     policies = PolicyStore(make_redis(settings))
     models_store = ModelStore(policies.client)
+    # Store reads off the event loop: a slow Redis must not hold requests (FAULTS.md F7).
+    poller = Poller(every_s=1.0, name="api-store-poller")
     decision_metrics = DecisionMetrics(registry)
-    # The day's alert capacity is shared with the stream path (same keys, same prefix).
-    capacity = RedisCapacity(policies.client, prefix=topic_prefix, metrics=decision_metrics)
+    # The day's alert capacity is shared with the stream path (same keys, same prefix); its
+    # client's timeout is the feature step's deadline, and a failure stops asking for a while.
+    capacity = RedisCapacity(
+        make_redis(settings, timeout_s=store_deadline_s),
+        prefix=topic_prefix,
+        metrics=decision_metrics,
+    )
     per_stream = {}
     for stream in streams:
         model, explainer = models.get(stream, (None, None))
@@ -375,15 +395,21 @@ def build_sync_scoring(
                 explainer=explainer,
                 topic_prefix=topic_prefix,
                 metrics=decision_metrics,
-                policy_source=lambda s=stream: policies.active(s),  # type: ignore[misc]
-                model_source=lambda s=stream: models_store.active(s),  # type: ignore[misc]
+                policy_source=poller.add(lambda s=stream: policies.active(s)),  # type: ignore[misc]
+                model_source=poller.add(lambda s=stream: models_store.active(s)),  # type: ignore[misc]
                 capacity=capacity,
-                shadow_source=lambda s=stream: policies.shadow(s),  # type: ignore[misc]
+                shadow_source=poller.add(lambda s=stream: policies.shadow(s)),  # type: ignore[misc]
             ),
         )
     delivery = AsyncDelivery(ep.kafka_bootstrap, client_id="api-score")
+    api_metrics = ApiMetrics(registry)
     return SyncScoring(
-        per_stream, delivery, metrics=ApiMetrics(registry), max_bytes=settings.max_message_bytes
+        per_stream,
+        delivery,
+        metrics=api_metrics,
+        max_bytes=settings.max_message_bytes,
+        guard=StoreGuard(deadline_s=store_deadline_s, metrics=api_metrics),
+        poller=poller,
     )
 
 
