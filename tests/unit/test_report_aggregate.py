@@ -88,7 +88,7 @@ def test_summarise_one_stream() -> None:
     s = summarise(
         "transactions",
         event_time_s=[10.0, 20.0, 30.0, 40.0],
-        decided_at_s=[10.002, 20.004, 30.001, 40.010],
+        latency_s=[0.002, 0.004, 0.001, 0.010],
         decisions=["approve", "approve", "block", "step_up"],
         degraded=[False, True, False, False],
         scores=[0.1, float("nan"), 0.9, 0.5],

@@ -198,13 +198,13 @@ def summarise(
     stream: str,
     *,
     event_time_s: npt.ArrayLike,
-    decided_at_s: npt.ArrayLike,
+    latency_s: npt.ArrayLike,
     decisions: Sequence[str],
     degraded: Sequence[bool],
     scores: npt.ArrayLike,
     model_versions: Sequence[str],
 ) -> StreamSummary:
-    """Counts, latency (``decided_at - event_time``), mixes and score mean of one stream."""
+    """Counts, latency distribution, mixes and score mean of one stream."""
     t = np.asarray(event_time_s, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
     finite = s[np.isfinite(s)]
@@ -213,7 +213,7 @@ def summarise(
         events=len(t),
         first_event_s=float(t.min()) if len(t) else None,
         last_event_s=float(t.max()) if len(t) else None,
-        latency_s=distribution(np.asarray(decided_at_s, dtype=np.float64) - t),
+        latency_s=distribution(latency_s),
         decisions=_counts(decisions),
         degraded=int(np.count_nonzero(np.asarray(degraded, dtype=bool))),
         scored=len(finite),
