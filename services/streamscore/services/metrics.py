@@ -216,6 +216,42 @@ class DecisionMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        # Model rollout (champion / challenger): per model version, bounded by the versions
+        # serving at once (a champion and at most one challenger per stream).
+        self.rollout_decisions = Counter(
+            "streamscore_rollout_decisions_total",
+            "Decisions while a challenger is set, by role (champion, challenger), model version, "
+            "whether they were published (live: decision topic; shadow: shadow topic) and outcome.",
+            ["stream", "role", "model_version", "route", "decision"],
+            registry=registry,
+        )
+        self.rollout_model_seconds = Histogram(
+            "streamscore_rollout_model_seconds",
+            "Model call time per (sub-)batch while a challenger is set, by role and version.",
+            ["stream", "role", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.rollout_errors = Counter(
+            "streamscore_rollout_errors_total",
+            "Challenger rows not decided by the challenger (predict_error: the champion decided "
+            "them) and challengers not adopted (a loader refusal code), by version.",
+            ["stream", "model_version", "reason"],
+            registry=registry,
+        )
+        self.challenger_info = Gauge(
+            "streamscore_challenger_info",
+            "The challenger a scorer runs, by version and mode; the value is the canary share.",
+            ["stream", "model_version", "mode"],
+            registry=registry,
+        )
+        self.model_rollbacks = Counter(
+            "streamscore_model_rollbacks_total",
+            "Canary challengers rolled back automatically by the judge, by the first bound "
+            "broken (error_rate, latency, decision_rate, precision).",
+            ["stream", "reason"],
+            registry=registry,
+        )
 
 
 class FeatureMetrics:

@@ -46,6 +46,7 @@ from streamscore.services.feature_state import FeatureStateStore
 from streamscore.services.metrics import DecisionMetrics, FeatureMetrics, StreamMetrics
 from streamscore.services.model_store import ModelStore
 from streamscore.services.policy_store import PolicyStore
+from streamscore.services.rollout import challenger_runner
 from streamscore.services.scorer import Scorer, default_policy
 from streamscore.services.shutdown import stop_on_signals
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
@@ -147,7 +148,7 @@ def build_handler(
     store = PolicyStore(make_redis(settings))
     models = ModelStore(store.client)
     dm = DecisionMetrics() if metrics else None
-    scorer = Scorer(  # policy, model, shadow and capacity as in ``streamscore scorer``
+    scorer = Scorer(  # policy, model, shadow, challenger, capacity as in ``streamscore scorer``
         stream,
         policy=policy or default_policy(stream),
         model=model,
@@ -158,6 +159,7 @@ def build_handler(
         model_source=lambda: models.active(stream),
         capacity=RedisCapacity(store.client, prefix=topic_prefix, metrics=dm),
         shadow_source=lambda: store.shadow(stream),
+        rollout=challenger_runner(models, stream, dm),
     )
     return FusedHandler(
         features,

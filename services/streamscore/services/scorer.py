@@ -14,7 +14,11 @@ With a ``capacity`` ledger the policy's daily investigator capacity
 shadow policy also decides every batch, on the same scores and features and
 without side effects; only the agreement is counted
 (``streamscore_shadow_decisions_total``), the decisions and the scored-event log
-stay the active policy's (:meth:`Scorer.refresh_shadow`).
+stay the active policy's (:meth:`Scorer.refresh_shadow`). With a ``rollout``
+(:class:`~streamscore.services.rollout.ChallengerRunner`) the store's challenger
+model runs beside the active one, in shadow (its decisions to
+``shadow.decisions.<stream>`` only) or as a canary on a stable share of entities,
+judged and rolled back automatically.
 """
 
 from __future__ import annotations
@@ -26,11 +30,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
-import numpy as np
-import numpy.typing as npt
 import redis
 from prometheus_client import start_http_server
 
@@ -58,13 +61,14 @@ from streamscore.libs.scoring.decide import (
     decide,
     shadow_outcomes,
 )
-from streamscore.libs.topics import STREAMS
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS
 from streamscore.services.capacity import RedisCapacity
 from streamscore.services.clients import make_consumer, make_producer, make_redis
 from streamscore.services.metrics import DecisionMetrics, StreamMetrics, degraded_kind, path_kind
 from streamscore.services.model_loader import open_model
 from streamscore.services.model_store import ModelRef, ModelStore, ModelStoreError, load_reference
 from streamscore.services.policy_store import PolicyStore
+from streamscore.services.rollout import ChallengerRunner, TimedModel, challenger_runner
 from streamscore.services.shutdown import stop_on_signals
 from streamscore.services.stream_processor import Decoded, LoopStats, Output, StreamProcessor
 
@@ -107,6 +111,7 @@ class Scorer:
         ] = load_reference,
         capacity: CapacityLedger | None = None,
         shadow_source: Callable[[], Policy | None] | None = None,
+        rollout: ChallengerRunner | None = None,
     ) -> None:
         self.stream = STREAMS[stream]
         self.metrics = metrics
@@ -136,6 +141,10 @@ class Scorer:
         self.shadow_errors = 0
         #: (active outcome, shadow outcome) -> decisions, since this scorer started.
         self.shadow_agreement: Counter[tuple[str, str]] = Counter()
+        self.rollout = rollout
+        #: The challenger's own degraded budget when it decides in shadow.
+        self.challenger_budget = _budget_for(policy)
+        self._stage_s = [0.0, 0.0]  # live model and decide seconds of the current batch
         self._lock = threading.Lock()
         self._publish_model(None, model)
 
@@ -273,27 +282,29 @@ class Scorer:
         self.refresh_policy()
         self.refresh_shadow()
         self.refresh_model()
+        runner = self.rollout
+        alerts = runner.refresh(self.model_version) if runner is not None else []
         with self._lock:
             model, explainer = self._model, self._explainer
         vectors = [cast(FeatureVector, d.message) for d in batch]
         now = datetime.now(tz=UTC)
-        timed = _TimedModel(model) if model is not None else None
-        t0 = time.perf_counter()
-        scored = decide(
-            vectors,
-            stream=self.stream.name,
-            policy=self.policy,
-            model=timed,
-            feature_names=self.feature_names,
-            key_fields=self.key_fields,
-            now=now,
-            budget=self.budget,
-            explainer=explainer,
-            capacity=self.capacity,
-        )
-        decide_s = time.perf_counter() - t0
+        self._stage_s = [0.0, 0.0]
+        shadowed: list[tuple[int, Decision]] = []
+        if runner is not None and runner.serving is not None:
+            keys = [str(getattr(event_of(v), runner.key_field, "") or "") for v in vectors]
+            rolled = runner.decide(
+                vectors,
+                keys,
+                champion=model,
+                champion_explainer=explainer,
+                decide_fn=partial(self._decide, now=now),
+                outcomes=self.policy.outcomes,
+            )
+            scored, shadowed, alerts = rolled.scored, rolled.shadow, alerts + rolled.alerts
+        else:
+            scored = self._decide(vectors, model, explainer, True, now=now)
+        model_s, decide_s = self._stage_s
         if self.metrics is not None:
-            model_s = timed.seconds if timed is not None else 0.0
             stages = self.metrics.stage_seconds
             stages.labels(self.stream.name, "model").observe(model_s)
             stages.labels(self.stream.name, "policy").observe(max(0.0, decide_s - model_s))
@@ -337,7 +348,42 @@ class Scorer:
                     d.key,
                 )
             )
+        shadow_topic = self.prefix + self.stream.shadow_decision_topic
+        out += [Output(shadow_topic, encode(s), batch[i].key) for i, s in shadowed]
+        alert_topic = self.prefix + DRIFT_ALERT_TOPIC
+        out += [Output(alert_topic, encode(a), self.stream.name.encode()) for a in alerts]
         return out
+
+    def _decide(
+        self,
+        vectors: Sequence[FeatureVector],
+        model: ScoreModel | None,
+        explainer: Explainer | None,
+        live: bool,
+        *,
+        now: datetime,
+    ) -> ScoredBatch:
+        """Decide with the active policy; ``live``: the live budget and capacity (and the
+        stage timings), else the challenger's own budget and no capacity (a shadow spends
+        nothing)."""
+        timed = TimedModel(model) if model is not None else None
+        t0 = time.perf_counter()
+        scored = decide(
+            vectors,
+            stream=self.stream.name,
+            policy=self.policy,
+            model=timed,
+            feature_names=self.feature_names,
+            key_fields=self.key_fields,
+            now=now,
+            budget=self.budget if live else self.challenger_budget,
+            explainer=explainer,
+            capacity=self.capacity if live else None,
+        )
+        if live:
+            self._stage_s[0] += timed.seconds if timed is not None else 0.0
+            self._stage_s[1] += time.perf_counter() - t0
+        return scored
 
     def _compare_shadow(
         self,
@@ -392,29 +438,6 @@ class Scorer:
             m.capacity_downgrades.labels(name).inc(downgraded)
 
 
-class _TimedModel:
-    """A model whose ``predict`` time is summed (the model stage of the decision metrics)."""
-
-    def __init__(self, model: ScoreModel) -> None:
-        self._model = model
-        self.seconds = 0.0
-
-    @property
-    def version(self) -> str:
-        return self._model.version
-
-    @property
-    def feature_names(self) -> Sequence[str]:
-        return self._model.feature_names
-
-    def predict(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.floating[Any]]:
-        t0 = time.perf_counter()
-        try:
-            return self._model.predict(X)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-
 def load_model(model_dir: Path, stream: str) -> tuple[ScoringSession, TreeReasons]:
     """A verified model for ``stream`` and its reasons, or :class:`ModelRefused`.
 
@@ -467,6 +490,7 @@ def run_scorer(
         # The day's alerts are shared by every scorer of the stream (per tenant prefix).
         capacity=RedisCapacity(store.client, prefix=topic_prefix, metrics=metrics),
         shadow_source=lambda: store.shadow(stream),
+        rollout=challenger_runner(models, stream, metrics),
     )
     consumer = make_consumer(
         settings,
