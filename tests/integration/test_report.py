@@ -106,6 +106,7 @@ def alerts() -> list[DriftAlert]:
                 ("drift", "score", None),
                 ("drift", "feature", "tx_amount"),
                 ("retrain_trigger", "score", None),
+                ("rollback", "score", None),
             ]
         )
     ]
@@ -202,7 +203,7 @@ def test_report_from_a_real_run(stack_settings: Settings, tmp_path: Path) -> Non
         realised=[realised_file(tmp_path / "examples")],
         bench=[bench],
     )
-    assert len(inputs.alerts.alerts) == 3 and inputs.alerts.rejected == 1
+    assert len(inputs.alerts.alerts) == 4 and inputs.alerts.rejected == 1
     out = write_report(tmp_path / "report.html", render(inputs))
     doc = out.read_text()
     parsed = _Parsed()
@@ -215,7 +216,8 @@ def test_report_from_a_real_run(stack_settings: Settings, tmp_path: Path) -> Non
         head, data = src.split(",", 1)
         assert head == "data:image/png;base64"
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "1 record(s) rejected" in doc and "tx_amount" in doc and "retrain_trigger" in doc
+    assert "1 record(s) rejected" in doc and "tx_amount" in doc
+    assert "retrain_trigger" in doc and "<td>rollback</td>" in doc
     assert "e2e p99" in doc
 
     # The summary's numbers, recomputed from the produced events.

@@ -132,6 +132,9 @@ def plot_scores(data: Sequence[StreamData]) -> str:
     return _png(fig)
 
 
+_KIND_COLOURS = {"drift": "#DD8452", "retrain_trigger": "red", "rollback": "purple"}
+
+
 def plot_drift(points: Sequence[AlertPoint]) -> str:
     """One row per (stream, signal): evidence span as a bar, confirmation as a marker."""
     rows = sorted({(p.stream, p.signal if p.feature is None else p.feature) for p in points})
@@ -139,11 +142,14 @@ def plot_drift(points: Sequence[AlertPoint]) -> str:
     for p in points:
         y = rows.index((p.stream, p.signal if p.feature is None else p.feature))
         start, end = _mpl_dates(np.array([p.first_evidence_s, p.confirmed_s]))
-        colour = "red" if p.kind == "retrain_trigger" else "#DD8452"
+        colour = _KIND_COLOURS.get(p.kind, "grey")
         ax.plot([start, end], [y, y], color=colour, linewidth=4, alpha=0.5)
         ax.plot([end], [y], marker="v", color=colour, markersize=9)
     ax.set_yticks(range(len(rows)), [f"{s} · {sig}" for s, sig in rows])
-    ax.set_title("Drift alerts: evidence window → confirmation (orange drift, red retrain trigger)")
+    ax.set_title(
+        "Alerts: evidence window → confirmation "
+        "(orange drift, red retrain trigger, purple model rollback)"
+    )
     _time_axis(ax)
     return _png(fig)
 
