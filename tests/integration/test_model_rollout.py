@@ -32,6 +32,7 @@ from streamscore.services.clients import make_admin, make_consumer, make_produce
 from streamscore.services.metrics import DecisionMetrics, StreamMetrics
 from streamscore.services.model_store import ModelStore, ModelStoreError
 from streamscore.services.rollout import challenger_runner
+from streamscore.services.rollout_report import render, shadow_report
 from streamscore.services.scorer import Scorer, default_policy
 from streamscore.services.stream_processor import Decoded, Output, StreamProcessor
 from streamscore.services.topics_admin import create_topics
@@ -355,3 +356,38 @@ def test_bad_canary_is_rolled_back_alerted_counted_on_real_kafka(
     assert all(d.model_version == "tx-ro-1" for d in by_time[bad[-1] + 1 :])
     assert n - len(bad) > n // 2  # the judge stopped it long before the end
     assert all(d.decision == "block" for d in by_time if d.model_version == "tx-ro-blocks")
+
+
+def test_rollout_report_compares_shadow_with_champion_from_kafka(
+    stack_settings: Settings, store: ModelStore, models: dict[str, Path]
+) -> None:
+    prefix = f"it-ro-{uuid.uuid4().hex[:8]}."
+    create_topics(
+        make_admin(stack_settings),
+        [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.shadow_decision_topic)],
+    )
+    store.promote("transactions", models["v1"], "ops", "champion")
+    store.set_challenger(
+        "transactions", models["bad"], mode="shadow", share=0.0, by="ml", reason="r"
+    )
+    scorer = _scorer(store, CollectorRegistry(), rollout=True, prefix=prefix)
+    producer = make_producer(stack_settings, client_id="it-ro-report")
+    n = 0
+    for seed in range(3):
+        batch = _vectors(200, seed)
+        for o in scorer.handle(batch):
+            if o.topic in (prefix + S.decision_topic, prefix + S.shadow_decision_topic):
+                producer.send(o.topic, o.value, key=o.key)
+        n += len(batch)
+    assert producer.flush(30) == 0
+    comparison, counts = shadow_report(stack_settings, "transactions", prefix=prefix)
+    assert counts == {"shadow": n, "decisions": n, "paired": n}
+    assert comparison is not None
+    assert (comparison.champion.model_version, comparison.challenger.model_version) == (
+        "tx-ro-1",
+        "tx-ro-blocks",
+    )
+    assert comparison.challenger.mix["block"] == 1.0 and comparison.champion.mix["block"] < 0.2
+    assert comparison.ks is not None and comparison.ks > 0.9  # scores near 1 vs spread out
+    assert comparison.agreement == comparison.champion.mix["block"]
+    assert "block rate" in render(comparison)

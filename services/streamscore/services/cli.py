@@ -13,6 +13,7 @@ from streamscore.libs.topics import STREAMS, catalogue
 from streamscore.services import stack
 from streamscore.services.cli_model import add_model_command, add_retrainer_command
 from streamscore.services.cli_report import add_report_command
+from streamscore.services.cli_rollout import add_rollout_command
 from streamscore.services.cli_services import add_service_commands, settings_from_env
 
 
@@ -419,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_command(sub)
     add_retrainer_command(sub)
     add_report_command(sub, _settings)
+    add_rollout_command(sub)
     bench = sub.add_parser("bench", help="run a benchmark from load-tests/")
     bench.add_argument("name")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
