@@ -15,7 +15,9 @@ Redis namespace and registry:
    labelled examples with it: held, no training.
 3. Labelled examples past the interval → the held causes fire: a second
    version becomes the challenger (the audit says from which version).
-4. ``streamscore model promote`` (the explicit approval) makes it the
+4. A ``rollback`` alert of the scorers' canary judge for it clears its
+   ``challenger`` and ``shadow`` aliases (audited as ``canary-judge``).
+5. ``streamscore model promote 2`` (the explicit approval) makes it the
    champion in the registry and the active model of the store.
 """
 
@@ -32,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -236,7 +239,19 @@ def test_trigger_train_register_challenger_hold_and_approve(running: Running) ->
     assert "a-2" in last.reason and "new labelled examples" in last.reason
     assert r.state.triggers.alerts == {} and r.state.triggers.trainings == 2
 
-    # 4. The explicit approval, from the command line.
+    # 4. The scorers' canary judge rolls v2 back: its aliases go (audited), v1's stay.
+    _publish(settings, alerts, [
+        msgspec.structs.replace(_alert("rb-1", later, kind="rollback"),
+                                model_version=v2.model_version,
+                reason=f"canary {v2.model_version} rolled back: block rate +9 points"),
+    ])  # fmt: skip
+    _until(lambda: registry.by_alias(STREAM, "challenger") is None, "the rollback")
+    assert registry.by_alias(STREAM, "shadow") is None and r.state.rollbacks == []
+    judged = [e for e in registry.audit(STREAM) if e.by == "canary-judge"]
+    assert {(e.alias, e.previous) for e in judged} == {("challenger", "2"), ("shadow", "2")}
+    assert "block rate" in judged[0].reason and r.stats.counted["rollback"] == 1
+
+    # 5. The explicit approval, from the command line (v2 anyway, by number).
     env = {
         **os.environ,
         "STREAMSCORE_HOME": str(settings.home),
@@ -246,7 +261,7 @@ def test_trigger_train_register_challenger_hold_and_approve(running: Running) ->
     }
     proc = subprocess.run(
         [sys.executable, "-m", "streamscore.services.cli", "model", "promote", "--stream",
-         STREAM, "--reason", "shadow report clean", "--by", "ops-carol",
+         STREAM, "2", "--reason", "shadow report clean", "--by", "ops-carol",
          "--namespace", cfg.namespace],
         env=env, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip

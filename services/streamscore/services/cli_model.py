@@ -159,7 +159,9 @@ def add_model_command(sub: Any) -> None:
 
 
 def cmd_retrainer(args: argparse.Namespace) -> int:
-    """``streamscore retrainer``: run until SIGTERM/SIGINT."""
+    """``streamscore retrainer``: run until SIGTERM/SIGINT (its trigger and training
+    lines on stderr)."""
+    import logging  # noqa: PLC0415
     from dataclasses import replace  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
@@ -199,6 +201,9 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
         offset_reset=args.offset_reset,
         namespace=args.namespace,
     )
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("streamscore.services.retrainer").setLevel(logging.INFO)
 
     def ready(r: Retrainer) -> None:
         print(f"retrainer {args.stream}: {r.alert_topic} + {r.examples_topic}, ready", flush=True)

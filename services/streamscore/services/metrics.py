@@ -473,8 +473,9 @@ class RetrainerMetrics:
         self.records = Counter(
             "streamscore_retrainer_records_total",
             "Records read from alerts.drift and examples.labelled, by what they were: "
-            "alert (retrain_trigger of the stream), examples (primary, of the stream), other "
-            "(another stream, kind or revision), refused (broke its contract: counted, skipped).",
+            "alert (retrain_trigger of the stream), rollback (the canary judge's), examples "
+            "(primary, of the stream), other (another stream, kind or revision), refused "
+            "(broke its contract: counted, skipped).",
             ["stream", "kind"],
             registry=registry,
         )

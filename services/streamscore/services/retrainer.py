@@ -21,6 +21,10 @@ stream time), and when they say so:
    batches. Promotion to champion is an explicit approval
    (``streamscore model promote``) unless ``--auto-promote``.
 
+A ``rollback`` alert of the scorers' canary judge (``alerts.drift``) removes the
+rolled-back model's ``challenger`` / ``canary`` / ``shadow`` aliases in the
+registry (audited), so the registry says what serves.
+
 The training runs in a worker thread while the loop keeps reading (a long fit
 never stalls the consumer past ``max.poll.interval.ms``); records that arrive
 meanwhile count for the next training.
@@ -115,6 +119,8 @@ class RetrainerState(msgspec.Struct, kw_only=True):
     offsets: dict[str, int] = msgspec.field(default_factory=dict)
     #: The last finished training: outcome, versions, error (for ``status`` and tests).
     last: dict[str, str] = msgspec.field(default_factory=dict)
+    #: ``rollback`` alerts not yet applied to the registry's aliases: [model version, why].
+    rollbacks: list[list[str]] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -170,6 +176,9 @@ class Retrainer:
         self._job: threading.Thread | None = None
         self._result: Outcome | None = None
         self._last_decision: tuple[tuple[str, ...], str] = ((), "")
+        if metrics is not None:  # the series exist from the start, not from the first change
+            metrics.running.labels(cfg.stream).set(0)
+            metrics.new_examples.labels(cfg.stream).set(self.state.triggers.new_examples)
 
     # Records -------------------------------------------------------------------------------
 
@@ -200,6 +209,10 @@ class Retrainer:
         return counted
 
     def _alert(self, a: DriftAlert) -> None:
+        if a.kind == "rollback" and a.stream == self.cfg.stream:
+            self.state.rollbacks.append([a.model_version, f"{a.alert_id}: {a.reason}"])
+            self._count("rollback")
+            return
         hit = self.triggers.observe_alert(
             a.alert_id,
             kind=a.kind,
@@ -232,6 +245,26 @@ class Retrainer:
             topic, _, part = tp.rpartition(":")
             out.append(TopicPartition(topic, int(part), off))
         return out
+
+    def apply_rollbacks(self) -> int:
+        """A challenger the scorers' canary judge rolled back (``rollback`` alert, saved
+        first) loses its ``challenger`` / ``shadow`` / ``canary`` aliases in the registry,
+        audited as done by ``canary-judge``; the alert leaves the state once applied."""
+        if not self.state.rollbacks:
+            return 0
+        from streamscore.services.model_registry import ModelRegistry  # noqa: PLC0415
+
+        registry = ModelRegistry.open(self.settings)
+        cleared = 0
+        for model_version, why in list(self.state.rollbacks):
+            for alias in ("challenger", "canary", "shadow"):
+                held = registry.by_alias(self.cfg.stream, alias)
+                if held is not None and held.model_version == model_version:
+                    registry.clear_alias(self.cfg.stream, alias, by="canary-judge", reason=why)
+                    cleared += 1
+            self.state.rollbacks.remove([model_version, why])
+            self.save()
+        return cleared
 
     # Trainings -----------------------------------------------------------------------------
 
@@ -414,6 +447,7 @@ def run_retrainer(
             if r.apply(good):  # step 1-2
                 r.save()
                 consumer.commit(offsets=r.offsets(), asynchronous=False)  # step 3
+            r.apply_rollbacks()
             r.maybe_finish()
             r.maybe_start()
     finally:
