@@ -44,8 +44,8 @@ def start_cli(
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``streamscore ARGS...`` on the given Kafka and Redis (plus ``env``), output to ``log``."""
-    full = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": redis_url, **(env or {})}
-    full.pop("STREAMSCORE_METRICS_PORT", None)
+    inherited = {k: v for k, v in os.environ.items() if k != "STREAMSCORE_METRICS_PORT"}
+    full = {**inherited, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": redis_url, **(env or {})}
     cmd = [sys.executable, "-m", "streamscore.services.cli", *args]
     return subprocess.Popen(cmd, env=full, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
