@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -53,6 +54,7 @@ from streamscore.libs.training.triggers import TriggerPolicy
 from streamscore.services.clients import make_admin, make_producer
 from streamscore.services.model_registry import ModelRegistry
 from streamscore.services.model_store import ModelStore
+from streamscore.services.retrain_job import last_matured_day
 from streamscore.services.retrainer import Retrainer, RetrainerConfig, run_retrainer
 from streamscore.services.sim_files import simulate_to_files
 from streamscore.services.topics_admin import create_topics
@@ -78,6 +80,9 @@ def examples_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_training_set(tmp / "sim", tmp / "sim", stream=STREAM, progress=lambda _m: None)
     ts = pq.read_table(training_set_path(tmp / "sim", STREAM))
     ex = ts.rename_columns(["label" if c == "truth_fraud" else c for c in ts.column_names])
+    # The joiner's kind: every event of these 13 days has matured (a label or its horizon).
+    kind = pc.if_else(pc.cast(ex.column("label"), "bool"), "positive", "matured_negative")
+    ex = ex.append_column("kind", kind)
     days = pc.strftime(ex.column("event_time"), format="%Y-%m-%d")
     root = tmp / "examples"
     for i, day in enumerate(sorted(set(days.to_pylist()))):
@@ -176,6 +181,30 @@ def _publish(settings: Settings, topic: str, messages: list[object]) -> None:
     for m in messages:
         producer.send(topic, encode(m), key=STREAM.encode())  # type: ignore[arg-type]
     assert producer.flush(30) == 0 and producer.failed_total == 0
+
+
+def test_last_matured_day_is_the_maturity_frontier(tmp_path: Path) -> None:
+    """Negatives are written when they mature, positives when labelled: the newest days are
+    incomplete, the split must end before them."""
+    root = tmp_path / "ds"
+    t = datetime(2026, 3, 1, tzinfo=UTC)
+    rows = [  # (event time, kind)
+        (t, "matured_negative"), (t + timedelta(days=1, hours=6), "matured_negative"),
+        (t + timedelta(days=1, hours=20), "positive"), (t + timedelta(days=3), "positive"),
+    ]  # fmt: skip
+    for i, (at, kind) in enumerate(rows):
+        folder = root / STREAM / f"date={at:%Y-%m-%d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pa.table(
+            {"event_time": pa.array([at], pa.timestamp("us", tz="UTC")), "kind": [kind]}
+        )
+        pq.write_table(table, folder / file_name(i, i, "a" * 64))
+    # Day 2 matured only up to 06:00 and later days hold positives only: day 1 is the last.
+    assert last_matured_day(root, STREAM) == t.date()
+    # Everything up to the data's last day matured: that day counts.
+    (root / STREAM / "date=2026-03-04").rename(tmp_path / "moved")
+    assert last_matured_day(root, STREAM) == (t + timedelta(days=1)).date()
+    assert last_matured_day(tmp_path / "empty", STREAM) is None
 
 
 def test_trigger_train_register_challenger_hold_and_approve(running: Running) -> None:

@@ -9,7 +9,9 @@ stream time), and when they say so:
 1. **Train** (:func:`~streamscore.services.trainer.train`) on the matured
    examples of the joiner's Parquet dataset (``--examples``, the joiner's
    ``--out``), or, before the joiner has written any, on the simulator's files
-   (``--sim``, cold start); the delay-aware split ends on the data's last day.
+   (``--sim``, cold start). The delay-aware split ends on the last day whose
+   examples have all matured (:func:`last_matured_day`), on the data's last
+   day for a cold start.
    The run is logged to MLflow; the export is behind the parity gate.
 2. **Register** the folder in the MLflow registry
    (:class:`~streamscore.services.model_registry.ModelRegistry`: refused unless
@@ -46,14 +48,12 @@ forgotten on restart and its causes fire again.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import msgspec
 from confluent_kafka import KafkaException, Message, TopicPartition
@@ -64,51 +64,21 @@ from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.codec import decode
 from streamscore.libs.contracts.errors import ContractError
 from streamscore.libs.contracts.examples import LabelledExample
-from streamscore.libs.kafka_config import OffsetReset
-from streamscore.libs.labels.dataset import files as dataset_files
 from streamscore.libs.topics import DRIFT_ALERT_TOPIC, LABELLED_EXAMPLES_TOPIC
-from streamscore.libs.training.params import XGBParams
 from streamscore.libs.training.triggers import (
     Decision,
     RetrainTriggers,
-    TriggerPolicy,
     TriggerState,
 )
 from streamscore.services.clients import make_consumer, make_redis
 from streamscore.services.metrics import RetrainerMetrics
-from streamscore.services.model_store import ModelStore, RolloutMode
+from streamscore.services.model_store import ModelStore
+from streamscore.services.retrain_job import Outcome, RetrainerConfig, retrain_once
 from streamscore.services.shutdown import stop_on_signals
 
 log = logging.getLogger(__name__)
 SERVICE = "retrainer"
 STATE_KEY = "{prefix}streamscore:retrainer:{stream}:state"
-
-
-@dataclass(frozen=True)
-class RetrainerConfig:
-    """What one retrainer does (``streamscore retrainer`` options)."""
-
-    stream: str
-    policy: TriggerPolicy = field(default_factory=TriggerPolicy)
-    #: The label joiner's dataset root (its ``--out``): what a training reads first.
-    examples: Path | None = None
-    #: A ``streamscore simulate`` folder: the cold start while the dataset is empty.
-    sim: Path | None = None
-    train_days: int = 7
-    delay_days: int = 7
-    test_days: int = 7
-    params: XGBParams = field(default_factory=XGBParams)
-    #: Policy file whose thresholds the parity gate checks (default: the stream's).
-    policy_file: Path | None = None
-    #: The rollout stage a new challenger starts in.
-    mode: RolloutMode = "shadow"
-    canary_share: float = 0.05
-    auto_promote: bool = False
-    by: str = "retrainer"
-    topic_prefix: str = ""
-    offset_reset: OffsetReset = "earliest"
-    #: Model store namespace in Redis (scorers read ``streamscore``).
-    namespace: str = "streamscore"
 
 
 class RetrainerState(msgspec.Struct, kw_only=True):
@@ -121,21 +91,6 @@ class RetrainerState(msgspec.Struct, kw_only=True):
     last: dict[str, str] = msgspec.field(default_factory=dict)
     #: ``rollback`` alerts not yet applied to the registry's aliases: [model version, why].
     rollbacks: list[list[str]] = msgspec.field(default_factory=list)
-
-
-@dataclass
-class Outcome:
-    """How a training ended (``outcome`` is a closed set: the metric's label)."""
-
-    outcome: str
-    detail: str = ""
-    model_version: str | None = None
-    registry_version: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def trained(self) -> bool:
-        return self.outcome in ("ok", "handoff_failed")
 
 
 @dataclass
@@ -332,85 +287,6 @@ class Retrainer:
         return out
 
 
-def _source(cfg: RetrainerConfig) -> tuple[Path | None, Path | None]:
-    """``(examples, sim)``: matured examples when the joiner wrote some, else the cold start."""
-    if cfg.examples is not None and dataset_files(cfg.examples, cfg.stream):
-        return cfg.examples, None
-    if cfg.sim is not None:
-        return None, cfg.sim
-    where = cfg.examples or "(no --examples)"
-    raise FileNotFoundError(f"no labelled examples under {where} and no --sim for a cold start")
-
-
-def retrain_once(
-    settings: Settings, cfg: RetrainerConfig, store: ModelStore, reason: str
-) -> Outcome:
-    """Steps 1-3 of the module docstring for one trigger decision."""
-    from streamscore.libs.model.export import ParityFailed  # noqa: PLC0415 - heavy imports
-    from streamscore.services.model_registry import (  # noqa: PLC0415
-        GateNotPassed,
-        ModelRefused,
-        ModelRegistry,
-        RegistryError,
-        promote_champion,
-    )
-    from streamscore.services.model_store import ModelStoreError  # noqa: PLC0415
-    from streamscore.services.train_config import TrainConfig  # noqa: PLC0415
-    from streamscore.services.trainer import TrainingError, default_version, train  # noqa: PLC0415
-
-    stream, by = cfg.stream, cfg.by
-    version = f"{default_version(stream)}-{secrets.token_hex(2)}"
-    try:  # 1. train
-        examples, sim = _source(cfg)
-        tc = TrainConfig(
-            stream=stream,
-            examples=examples,
-            sim=sim,
-            version=version,
-            register=False,
-            track=True,
-            params=cfg.params,
-            train_days=cfg.train_days,
-            delay_days=cfg.delay_days,
-            test_days=cfg.test_days,
-            policy=cfg.policy_file,
-        )
-        result = train(tc, settings, progress=lambda m: log.info("%s train: %s", stream, m))
-    except (TrainingError, FileNotFoundError, ValueError) as exc:
-        return Outcome("no_data", str(exc), version)
-    except ParityFailed as exc:
-        return Outcome("gate_failed", str(exc), version)
-    registry = ModelRegistry.open(settings)
-    why = f"retrainer: {reason}"
-    try:  # 2. register (the gate again) and alias
-        v = registry.register(
-            result.model_dir, stream=stream, by=by, reason=why, run_id=result.run_id
-        )
-        registry.set_alias(stream, "challenger", v.version, by=by, reason=why)
-        registry.set_alias(stream, cfg.mode, v.version, by=by, reason=why)
-    except GateNotPassed as exc:
-        return Outcome("gate_failed", str(exc), version)
-    except (RegistryError, ModelRefused) as exc:
-        return Outcome("refused", str(exc), version)
-    try:  # 3. hand over to serving
-        share = cfg.canary_share if cfg.mode == "canary" else 0.0
-        store.set_challenger(
-            stream, result.model_dir, mode=cfg.mode, share=share, by=by, reason=why
-        )
-        if cfg.auto_promote:
-            promote_champion(
-                registry, store, stream, v.version, by=by, reason=f"auto-promoted: {why}"
-            )
-    except (ModelStoreError, ModelRefused, RegistryError) as exc:
-        return Outcome("handoff_failed", str(exc), version, v.version)
-    q = result.quality
-    detail = (
-        f"v{v.version} {version}: AUC {q.auc_roc:.3f} AP {q.average_precision:.3f} "
-        f"{'champion (auto)' if cfg.auto_promote else 'challenger (' + cfg.mode + ')'}"
-    )
-    return Outcome("ok", detail, version, v.version)
-
-
 def run_retrainer(
     settings: Settings,
     cfg: RetrainerConfig,
@@ -455,3 +331,14 @@ def run_retrainer(
             log.warning("%s: stopped during a training: it runs again on restart", cfg.stream)
         consumer.close()
     return r.stats
+
+
+__all__ = [
+    "Outcome",
+    "Retrainer",
+    "RetrainerConfig",
+    "RetrainerState",
+    "RetrainerStats",
+    "retrain_once",
+    "run_retrainer",
+]
