@@ -109,7 +109,7 @@ def test_two_scorers_share_the_days_top_k(stack_settings: Settings) -> None:
     # 3. At-least-once: B replays A's batch; nothing is counted twice and every event gets
     #    its first decision (0.78 was let through, though now below the k-th score 0.79).
     assert _decided(b.handle(_batch([0.79, 0.78, 0.77, 0.76, 0.95, 0.1], "a"))) == first
-    top = f"{ns}:capacity:transactions:20261123"
+    top = f"{ns}:capacity:{{transactions:20261123}}"
     assert client.zcard(top) == K
     assert client.zrange(top, 0, -1) == [b"a-0", b"b-2", b"a-4"]
     assert 0 < client.ttl(top) <= 2 * 24 * 3600

@@ -26,4 +26,4 @@ def test_bytes_per_pending_event(stack_settings: Settings) -> None:
     # 115 bytes in a 128-byte allocation, the hash entry, and ~17 bytes in a due list.
     assert p.bytes_per_event < 300
     assert p.extrapolated_10m_gib == pytest.approx(p.bytes_per_event * TEN_MILLION / 2**30, 0.01)
-    assert not list(client.scan_iter(match="streamscore:join:memprobe-*"))  # cleaned up
+    assert not list(client.scan_iter(match="streamscore:join:{memprobe-*"))  # cleaned up

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamscore.libs.kafka_config import DELIVERY_TIMEOUT_MS
+
 Profile = Literal["local", "test", "staging", "prod"]
 
 #: Secret values that are only acceptable on the local and test profiles.
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     dlq_retention_hours: int = Field(default=30 * 24, ge=1)
     #: Largest accepted message value; larger inputs go to the DLQ as ``oversize``.
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: How long a producer retries a message before it fails (librdkafka's
+    #: ``message.timeout.ms``): a service whose outputs fail stops without committing
+    #: (fail closed); a producer counts the failure and hands the message back.
+    kafka_delivery_timeout_ms: int = Field(default=DELIVERY_TIMEOUT_MS, ge=1000, le=3_600_000)
     #: Port of a process's ``/metrics`` (unset: not served).
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address the API and ``/metrics`` listen on: loopback unless a container or pod

@@ -3,11 +3,14 @@
 Per stream and UTC day (of the event time) two keys, both expiring two days
 after their last write:
 
-- ``{ns}:capacity:{stream}:{YYYYMMDD}``: a sorted set of the day's top ``k``
+- ``<ns>:capacity:{<stream>:<YYYYMMDD>}``: a sorted set of the day's top ``k``
   alert scores, members are event ids (so recording an event again is a no-op);
-- ``{ns}:capacity:{stream}:{YYYYMMDD}:kept``: the event ids the ledger let
+- ``<ns>:capacity:{<stream>:<YYYYMMDD>}:kept``: the event ids the ledger let
   through, so a replayed event (at-least-once) gets the decision it got the
   first time even after better alerts displaced it from the top ``k``.
+
+The braces are a hash tag: on Redis Cluster both keys of a day are in one slot,
+as the script that uses both requires.
 
 One batch is one round trip: one script call (``EVALSHA``; loaded on first
 use) per day in the batch, and a batch almost always holds one day (a
@@ -45,7 +48,8 @@ from streamscore.services.metrics import DecisionMetrics
 
 log = logging.getLogger(__name__)
 
-TOP_KEY = "{ns}:capacity:{stream}:{day}"
+#: ``str.format`` pattern; the doubled braces are the literal hash tag ``{<stream>:<day>}``.
+TOP_KEY = "{ns}:capacity:{{{stream}:{day}}}"
 TTL_S = 2 * 24 * 3600
 #: After a failure, how long capacity goes unenforced before Redis is asked again.
 ERROR_BACKOFF_S = 5.0

@@ -16,14 +16,13 @@ from confluent_kafka.admin import AdminClient
 
 from streamscore.libs.config import Settings
 from streamscore.libs.kafka_config import (
-    DELIVERY_TIMEOUT_MS,
     IsolationLevel,
     OffsetReset,
     admin_config,
     consumer_config,
 )
 from streamscore.services import stack
-from streamscore.services.kafka_producer import Producer
+from streamscore.services.kafka_producer import DeliveryHook, Producer
 
 
 class StackNotRunningError(RuntimeError):
@@ -61,14 +60,20 @@ def make_producer(
     *,
     client_id: str,
     linger_ms: float = 1.0,
-    delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
+    delivery_timeout_ms: int | None = None,
+    on_delivery: DeliveryHook | None = None,
 ) -> Producer:
-    """An idempotent, ``acks=all`` producer with delivery accounting."""
+    """An idempotent, ``acks=all`` producer with delivery accounting.
+
+    ``delivery_timeout_ms`` defaults to the settings' ``kafka_delivery_timeout_ms``;
+    ``on_delivery`` sees every delivery report (a failed message can be sent again).
+    """
     return Producer(
         endpoints(settings).kafka_bootstrap,
         client_id=client_id,
         linger_ms=linger_ms,
-        delivery_timeout_ms=delivery_timeout_ms,
+        delivery_timeout_ms=delivery_timeout_ms or settings.kafka_delivery_timeout_ms,
+        on_delivery=on_delivery,
     )
 
 

@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 
 from streamscore.libs.config import Settings
 from streamscore.libs.windows import warmup
-from streamscore.services.clients import endpoints
+from streamscore.services.clients import endpoints, make_async_redis
 from streamscore.services.feature_processor import (
     FeatureProcessor,
     InMessage,
@@ -81,8 +81,6 @@ def make_app(
     metrics: bool = True,
 ) -> tuple[faust.App, FeatureProcessor]:
     """The faust app of one stream's processor (not started)."""
-    import redis.asyncio as aioredis  # noqa: PLC0415
-
     ep = endpoints(settings)
     app = _App(
         f"{topic_prefix}streamscore-features-{stream}",
@@ -102,9 +100,7 @@ def make_app(
         producer_max_request_size=settings.max_message_bytes + 64 * 1024,
         store="memory://",
     )
-    client = aioredis.Redis.from_url(
-        ep.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=False
-    )
+    client = make_async_redis(settings, timeout_s=2.0)
     store = FeatureStateStore(client, decode_state)
     processor = FeatureProcessor(
         stream,

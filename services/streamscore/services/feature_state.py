@@ -23,6 +23,37 @@ aggregate counts an event twice.
 
 A Redis error propagates: the caller does not acknowledge the batch, so no
 offset is committed while Redis is away, and retries after a back-off.
+
+On Redis Cluster
+----------------
+A transaction, a ``WATCH`` and a script's keys must all be in one hash slot,
+and a batch touches entities on every node. Each entity's keys share one slot
+(hash tag ``{<group>:<id>}``, :mod:`streamscore.libs.features.online_layout`),
+so the batch is split by slot; the calls of all slots of one node go in one
+pipeline, the nodes in parallel (:mod:`.cluster_calls`). Three round trips,
+each to every node at once, as on one server:
+
+C1. The load script once per slot (that slot's states and dedupe records).
+C2. The caller computes, as above.
+C3. A compare-and-set write script once per slot: it checks that the version
+    (``ver``) of every state hash of the slot the batch read is still the one
+    it computed from, and only then applies that slot's state changes and
+    serving vectors (atomic per slot: ``WATCH`` without ``WATCH``). If any
+    slot refuses, the batch is recomputed from fresh state.
+C4. Only then the dedupe records (``SET ... EX``; each in its event id's slot).
+
+Atomicity is per slot, not per batch. What that costs, and why it stays
+correct: the records are written after every state (C4 after C3), so a crash
+in between leaves states without records; the redelivered events are then
+recomputed, and each entity's window engine ignores an event id it already
+holds (``dedupe`` on the events input), so no aggregate counts an event twice.
+The same holds when C3 is refused on one slot after others were applied
+(another processor wrote a shared entity meanwhile): the recomputation finds
+the event already in the applied entities. The feature values of such an
+event are then read from state that already holds it (a "time since the
+previous event" may differ from a single-server run); without concurrent
+writers to one entity (one processor per stream, or entities keyed like the
+topic) C3 is never refused and results equal a single server's.
 """
 
 from __future__ import annotations
@@ -35,7 +66,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import NoScriptError, WatchError
+
+from streamscore.services.cluster_calls import Call, send_async
 
 _LOAD = """
 local n = tonumber(ARGV[1])
@@ -60,8 +94,7 @@ return out
 # values: n_hashes, then per hash: key index, ttl, n_put, n_del, the n_del
 # fields to delete, the n_put field/value pairs; then n_strings, and per
 # string: key index, ttl, value (numbers as decimal text).
-_WRITE = """
-local s, a, pos = ARGV[1], {}, 1
+_WRITE_BODY = """
 while pos <= #s do
   local len
   len, pos = struct.unpack('>I4', s, pos)
@@ -88,9 +121,25 @@ for _ = 1, ns do
 end
 return ns
 """
+_WRITE = "\nlocal s, a, pos = ARGV[1], {}, 1" + _WRITE_BODY
+# The cluster variant of the write (one call per slot, see "On Redis Cluster"):
+# ARGV[1] = n, ARGV[2..n+1] = the versions the batch computed from of KEYS[1..n]
+# (the slot's state hashes; "0": absent); the writes only happen if every
+# version is still current (a compare-and-set instead of WATCH), else it
+# returns -1 and changes nothing. The last argument is the packed writes.
+_WRITE_CAS = (
+    """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  if (redis.call('HGET', KEYS[i], 'ver') or '0') ~= ARGV[i + 1] then return -1 end
+end
+local s, a, pos = ARGV[n + 2], {}, 1"""
+    + _WRITE_BODY
+)
 _LOAD_SHA = hashlib.sha1(_LOAD.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 _LEN = struct.Struct(">I")
 _WRITE_SHA = hashlib.sha1(_WRITE.encode()).hexdigest()  # noqa: S324
+_WRITE_CAS_SHA = hashlib.sha1(_WRITE_CAS.encode()).hexdigest()  # noqa: S324
 #: The version field of every state hash, incremented by each write.
 VERSION_FIELD = b"ver"
 
@@ -158,6 +207,8 @@ class FeatureStateStore(Generic[S]):
         """
         keys = [*dict.fromkeys(state_keys)]
         records = [*dict.fromkeys(record_keys)]
+        if isinstance(self.client, AsyncRedisCluster):
+            return await self._transact_cluster(self.client, keys, records, compute)
         for _ in range(self.max_attempts):
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -184,9 +235,129 @@ class FeatureStateStore(Generic[S]):
                 return result
         raise ConflictLimitError(f"batch conflicted {self.max_attempts} times in a row")
 
+    async def _transact_cluster(
+        self,
+        client: AsyncRedisCluster,
+        keys: list[str],
+        records: list[str],
+        compute: Callable[[dict[str, S], dict[str, bytes | None]], tuple[Writes, T]],
+    ) -> T:
+        """:meth:`transact` on Redis Cluster (steps C1 to C4 of the module doc)."""
+        slot_of = {k: client.keyslot(k) for k in (*keys, *records)}
+        for _ in range(self.max_attempts):
+            try:
+                states, versions, loaded = await self._load_cluster(client, keys, records, slot_of)
+                writes, result = compute(states, loaded)  # C2
+                if await self._write_cluster(
+                    client, writes, versions, records=records, slot_of=slot_of
+                ):
+                    self._remember(keys, states, versions, writes)
+                    return result
+                self.conflicts += 1  # a slot's versions moved: recompute everything
+                self._drop(keys)
+            except NoScriptError:  # a node restarted (or is new): load, then start over
+                self._drop(keys)
+                await self._load_scripts()
+            except BaseException:
+                self._drop(keys)
+                raise
+        raise ConflictLimitError(f"batch conflicted {self.max_attempts} times in a row")
+
+    async def _load_cluster(
+        self,
+        client: AsyncRedisCluster,
+        keys: list[str],
+        records: list[str],
+        slot_of: dict[str, int],
+    ) -> tuple[dict[str, S], dict[str, int], dict[str, bytes | None]]:
+        """C1: the load script once per slot, pipelined per node (one round trip per node)."""
+        by_slot: dict[int, tuple[list[str], list[str]]] = {}
+        for k in keys:
+            by_slot.setdefault(slot_of[k], ([], []))[0].append(k)
+        for k in records:
+            by_slot.setdefault(slot_of[k], ([], []))[1].append(k)
+        cached = {k: self.cache.get(k) for k in keys}
+        calls: list[Call] = []
+        for slot, (skeys, srecords) in by_slot.items():
+            args: list[str | int] = [len(skeys)]
+            for k in skeys:
+                c = cached[k]
+                args.append("" if c is None else str(c[0]))
+            n = len(skeys) + len(srecords)
+            calls.append((slot, ("EVALSHA", _LOAD_SHA, n, *skeys, *srecords, *args)))
+        replies = await send_async(client, calls)
+        raw: dict[str, Any] = {}
+        for (skeys, srecords), reply in zip(by_slot.values(), replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply  # NoScriptError is handled by the caller
+            raw.update(zip([*skeys, *srecords], reply, strict=True))
+        states: dict[str, S] = {}
+        versions: dict[str, int] = {}
+        for k in keys:
+            r, c = raw[k], cached[k]
+            if r == 1 and c is not None:
+                self.hits += 1
+                versions[k], states[k] = c
+            else:
+                self.loads += 1
+                fields = _pairs(r)
+                versions[k] = int(fields.get(VERSION_FIELD, 0))
+                states[k] = self.decode(k, fields)
+        return states, versions, {k: raw[k] for k in records}
+
+    async def _write_cluster(
+        self,
+        client: AsyncRedisCluster,
+        writes: Writes,
+        versions: dict[str, int],
+        *,
+        records: list[str],
+        slot_of: dict[str, int],
+    ) -> bool:
+        """C3 then C4; ``False`` if a slot's compare-and-set refused (nothing of it written)."""
+        record_set = set(records)
+        per_slot: dict[int, tuple[list[str], Writes]] = {}
+
+        def of(slot: int) -> tuple[list[str], Writes]:
+            return per_slot.setdefault(slot, ([], Writes()))
+
+        for k in versions:  # every state read (its version is checked)
+            of(slot_of[k])[0].append(k)
+        for k, h in writes.hashes.items():
+            of(slot_of[k])[1].hashes[k] = h
+        for k, v in writes.strings.items():
+            if k not in record_set:
+                of(client.keyslot(k))[1].strings[k] = v
+        calls: list[Call] = []
+        for slot, (checked, w) in per_slot.items():  # C3: state and serving vectors, per slot
+            if not (w.hashes or w.strings):
+                continue
+            wkeys, blob = _write_args(w, checked)
+            expected = [str(versions[k]) for k in checked]
+            n = len(wkeys)
+            calls.append(
+                (slot, ("EVALSHA", _WRITE_CAS_SHA, n, *wkeys, len(checked), *expected, blob))
+            )
+        replies = await send_async(client, calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        if any(int(r) < 0 for r in replies):
+            return False
+        calls = [  # C4: dedupe records, last
+            (client.keyslot(k), ("SET", k, value, "EX", ttl))
+            for k, (value, ttl) in writes.strings.items()
+            if k in record_set
+        ]
+        for reply in await send_async(client, calls):
+            if isinstance(reply, Exception):
+                raise reply
+        return True
+
     async def _load_scripts(self) -> None:
-        await self.client.script_load(_LOAD)
-        await self.client.script_load(_WRITE)
+        """Load the scripts (on a cluster: on every primary)."""
+        for script in (_LOAD, _WRITE, _WRITE_CAS):
+            await self.client.script_load(script)
 
     def _drop(self, keys: Sequence[str]) -> None:
         for k in keys:
@@ -229,19 +400,29 @@ class FeatureStateStore(Generic[S]):
         return states, versions, dict(zip(records, raw[len(keys) :], strict=True))
 
 
-def _write_args(writes: Writes) -> tuple[list[str], bytes]:
-    """KEYS and the one (length-prefixed) argument of the write script."""
-    keys: list[str] = []
+def _write_args(writes: Writes, base: Sequence[str] = ()) -> tuple[list[str], bytes]:
+    """KEYS and the one (length-prefixed) argument of the write script.
+
+    KEYS start with ``base`` (the cluster script's checked keys), then every
+    other key written; the argument names keys by their 1-based index.
+    """
+    keys = list(base)
+    index = {k: i + 1 for i, k in enumerate(keys)}
+
+    def at(key: str) -> int:
+        if key not in index:
+            keys.append(key)
+            index[key] = len(keys)
+        return index[key]
+
     args: list[bytes | str | int] = [len(writes.hashes)]
     for key, (put, delete, ttl) in writes.hashes.items():
-        keys.append(key)
-        args += [len(keys), ttl, len(put), len(delete), *delete]
+        args += [at(key), ttl, len(put), len(delete), *delete]
         for f, v in put.items():
             args += [f, v]
     args.append(len(writes.strings))
     for key, (value, ttl) in writes.strings.items():
-        keys.append(key)
-        args += [len(keys), ttl, value]
+        args += [at(key), ttl, value]
     parts: list[bytes] = []
     for a in args:
         b = a if isinstance(a, bytes) else str(a).encode()

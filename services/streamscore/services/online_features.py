@@ -16,9 +16,11 @@ How one read works:
    sends no key for it and reads ``NOT_FOUND``.
 2. Fetch them with ONE ``MGET``: one network round trip whatever the batch
    size. (On Redis Cluster the keys of different entities hash to different
-   slots and a single ``MGET`` fails with ``CROSSSLOT``; a cluster-safe fetch
-   groups the keys by node and sends one ``MGET`` per node in parallel.
-   :meth:`OnlineFeatureClient._fetch` is the only place that would change.)
+   slots and a single ``MGET`` fails with ``CROSSSLOT``: the client is a
+   ``RedisCluster`` there, and the fetch sends one ``MGET`` per slot, the
+   slots of one node in one pipeline, the nodes in parallel
+   (:mod:`.cluster_calls`): still one round trip.
+   :meth:`OnlineFeatureClient._fetch` is the only place that differs.)
 3. Decode each group at once with numpy: the blobs of the expected length are
    joined into one buffer; their header bytes are compared in one operation
    with those the layout's own :func:`pack` writes for the group (format
@@ -71,6 +73,8 @@ import numpy as np
 import numpy.typing as npt
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from streamscore.libs.contracts.decisions import FeatureStatus
@@ -82,6 +86,7 @@ from streamscore.libs.features.online_layout import (
     vector_key,
 )
 from streamscore.libs.features.spec import FeatureGroup
+from streamscore.services.cluster_calls import Call, send, send_async
 
 #: Status codes of :attr:`OnlineRead.status_codes`, indexing this tuple.
 STATUSES: Final[tuple[FeatureStatus, ...]] = ("PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE", "ERROR")
@@ -441,6 +446,28 @@ class _Reader:
         return result
 
 
+def _by_slot(
+    client: RedisCluster | AsyncRedisCluster, keys: list[str]
+) -> tuple[list[Call], list[list[int]]]:
+    """One ``MGET`` per hash slot, and the positions in ``keys`` of each one's keys."""
+    slots: dict[int, list[int]] = {}
+    for i, k in enumerate(keys):
+        slots.setdefault(client.keyslot(k), []).append(i)
+    calls: list[Call] = [(slot, ("MGET", *(keys[i] for i in idx))) for slot, idx in slots.items()]
+    return calls, list(slots.values())
+
+
+def _scatter(replies: list[Any], order: list[list[int]], n: int) -> list[bytes | None]:
+    """The ``MGET`` replies back in key order; a reply error is raised (the store failed)."""
+    out: list[bytes | None] = [None] * n
+    for reply, idx in zip(replies, order, strict=True):
+        if isinstance(reply, Exception):
+            raise reply
+        for i, blob in zip(idx, reply, strict=True):
+            out[i] = blob
+    return out
+
+
 class OnlineFeatureClient(_Reader):
     """Reads a batch's serving vectors of ``groups`` with one ``MGET`` (redis-py).
 
@@ -482,9 +509,12 @@ class OnlineFeatureClient(_Reader):
         return self.read(self._rows(rows), now_s=now_s)
 
     def _fetch(self, keys: list[str]) -> list[bytes | None]:
-        """Step 2: one ``MGET`` (a cluster-safe fetch would group keys by node here)."""
+        """Step 2: one ``MGET``; on Redis Cluster one per slot, pipelined per node."""
         if not keys:
             return []  # MGET needs at least one key
+        if isinstance(self._redis, RedisCluster):
+            calls, order = _by_slot(self._redis, keys)
+            return _scatter(send(self._redis, calls), order, len(keys))
         return cast(list[bytes | None], self._redis.mget(keys))
 
 
@@ -523,7 +553,10 @@ class AsyncOnlineFeatureClient(_Reader):
         return await self.read(self._rows(rows), now_s=now_s)
 
     async def _fetch(self, keys: list[str]) -> list[bytes | None]:
-        """Step 2: one ``MGET`` (a cluster-safe fetch would group keys by node here)."""
+        """Step 2: one ``MGET``; on Redis Cluster one per slot, pipelined per node."""
         if not keys:
             return []
+        if isinstance(self._redis, AsyncRedisCluster):
+            calls, order = _by_slot(self._redis, keys)
+            return _scatter(await send_async(self._redis, calls), order, len(keys))
         return cast(list[bytes | None], await self._redis.mget(keys))

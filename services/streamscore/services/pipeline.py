@@ -9,7 +9,8 @@ in one :class:`StreamProcessor` batch, so an event costs one hop:
 1. A micro-batch of ``events.<stream>`` (and its label topic when a feature
    derives from labels) is decoded; a refusal goes to the DLQ.
 2. The feature computation runs against the Redis state exactly as in the
-   processor (one WATCH/MULTI transaction per batch, dedupe records, labels
+   processor (one WATCH/MULTI transaction per batch, or per slot on Redis
+   Cluster, see :mod:`.feature_state`; dedupe records, labels
    applied by arrival). A Redis error is retried with back-off and nothing is
    acknowledged meanwhile: no event is decided without being applied, so the
    windows stay equal to the offline computation.
@@ -29,7 +30,6 @@ import logging
 import time
 from typing import cast
 
-import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
@@ -40,7 +40,12 @@ from streamscore.libs.policy.spec import Policy
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
 from streamscore.libs.windows import warmup
 from streamscore.services.capacity import RedisCapacity
-from streamscore.services.clients import endpoints, make_consumer, make_producer, make_redis
+from streamscore.services.clients import (
+    make_async_redis,
+    make_consumer,
+    make_producer,
+    make_redis,
+)
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import FeatureStateStore
 from streamscore.services.metrics import DecisionMetrics, FeatureMetrics, StreamMetrics
@@ -135,9 +140,7 @@ def build_handler(
     metrics: bool = True,
 ) -> FusedHandler:
     """The fused handler of ``stream`` on the settings' Redis."""
-    client = aioredis.Redis.from_url(
-        endpoints(settings).redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
-    )
+    client = make_async_redis(settings, timeout_s=2.0)
     features = FeatureProcessor(
         stream,
         FeatureStateStore(client, decode_state),

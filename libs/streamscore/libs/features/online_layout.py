@@ -9,9 +9,13 @@ One entity of one feature group owns two keys, both with the hash tag
 ``ss:fv:{<group>:<id>}``               the serving vector: the group's feature values as of
                                        the entity's latest event (a string, :func:`pack`)
 ``ss:labels:{<group>:<id>}``           arrived labels of the entity (label-derived features)
-``ss:out:{<stream>}:<event id>``       the feature vector already emitted for an event (the
+``ss:out:<stream>:{<event id>}``       the feature vector already emitted for an event (the
                                        dedupe record that makes redelivery idempotent)
 =====================================  =====================================================
+
+A dedupe record is tagged by its event id, not by the stream: on Redis Cluster
+a stream's records then spread over every node instead of one hot slot (they
+are the largest values written).
 
 The serving vector is little-endian: a 1-byte format version, the first 8
 bytes of the group's feature-name hash (a reader refuses a vector written
@@ -28,6 +32,8 @@ inputs never reach the windows, so NaN means missing and only that).
 ([1.0, None, 0.5], 10, 12)
 >>> vector_key(g, "c42")
 'ss:fv:{customer_tx:c42}'
+>>> output_key("transactions", "tx-1")
+'ss:out:transactions:{tx-1}'
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ def labels_key(group: FeatureGroup, entity_id: str) -> str:
 
 
 def output_key(stream: str, event_id: str) -> str:
-    return f"ss:out:{{{stream}}}:{event_id}"
+    return f"ss:out:{stream}:{{{event_id}}}"
 
 
 @cache

@@ -1,6 +1,8 @@
 """The joiner's Redis key layout: compact per-event fields, time buckets for the scans.
 
-Everything of one stream lives under ``streamscore:join:<topic prefix><stream>:``:
+Everything of one stream lives under ``streamscore:join:{<topic prefix><stream>}:``
+(the braces are a hash tag: on Redis Cluster all of it is in one slot, so the
+joiner's one ``MULTI``/``EXEC`` per batch under ``WATCH`` works there too):
 
 =======================  =========  ==================================================
 key                      type       holds
@@ -27,7 +29,7 @@ length per event, with no per-member overhead of a set.
 True
 >>> keys = JoinKeys("test-", "transactions", shards=8)
 >>> keys.record("e1"), keys.due("events", 42)
-('streamscore:join:test-transactions:rec:7', 'streamscore:join:test-transactions:due:events:42')
+('streamscore:join:{test-transactions}:rec:7', 'streamscore:join:{test-transactions}:due:events:42')
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class JoinKeys:
 
     @property
     def base(self) -> str:
-        return f"streamscore:join:{self.topic_prefix}{self.stream}:"
+        return f"streamscore:join:{{{self.topic_prefix}{self.stream}}}:"
 
     @property
     def meta(self) -> str:
