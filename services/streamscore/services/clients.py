@@ -4,15 +4,26 @@ Endpoints come from the settings (``KAFKA_BOOTSTRAP`` / ``REDIS_URL``) or, when
 those are unset, from the local stack that ``streamscore up`` started. The
 client settings that decide semantics come from
 :mod:`streamscore.libs.kafka_config`.
+
+Redis Cluster is chosen by the URL's scheme: ``REDIS_URL=redis+cluster://host:port``
+(``rediss+cluster://`` with TLS) names one seed node, the client discovers the
+others, and :func:`make_redis` / :func:`make_async_redis` return a
+``RedisCluster``. Any other URL (``redis://``, ``rediss://``, ``unix://``) is one
+server, as before. On a cluster the database is always 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
+import redis.asyncio as aioredis
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 
 from streamscore.libs.config import Settings
 from streamscore.libs.kafka_config import (
@@ -101,16 +112,81 @@ def make_admin(settings: Settings) -> AdminClient:
     return AdminClient(admin_config(endpoints(settings).kafka_bootstrap))
 
 
+#: URL schemes that select Redis Cluster, and the plain scheme each stands for.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_url(redis_url: str) -> str | None:
+    """The plain URL of a seed node if ``redis_url`` selects Redis Cluster, else ``None``.
+
+    >>> cluster_url("redis+cluster://127.0.0.1:7000")
+    'redis://127.0.0.1:7000'
+    >>> cluster_url("rediss+cluster://u:pw@redis.example:6380/0")
+    'rediss://u:pw@redis.example:6380/0'
+    >>> cluster_url("redis://127.0.0.1:6379/0") is None
+    True
+    """
+    parts = urlsplit(redis_url)
+    plain = CLUSTER_SCHEMES.get(parts.scheme.lower())
+    if plain is None:
+        return None
+    return urlunsplit((plain, parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` (sync or asyncio) talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster | AsyncRedisCluster)
+
+
 def make_redis(settings: Settings, *, timeout_s: float = 0.5) -> redis.Redis:
     """A Redis client (hiredis parser when installed) with bounded timeouts.
 
     Timeouts are short on purpose: the scorer must meet its latency budget and
     take the degraded path when Redis is slow, rather than wait.
+
+    On a cluster URL this is a ``redis.cluster.RedisCluster``. It is typed as
+    ``redis.Redis`` because it offers the same single-key commands, which is
+    all the model, policy and monitor stores use; code that sends several keys
+    in one call checks :func:`is_cluster` and splits them by slot.
     """
+    url = endpoints(settings).redis_url
+    seed = cluster_url(url)
+    if seed is not None:
+        cluster = RedisCluster.from_url(
+            seed,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+        )
+        return cast(redis.Redis, cluster)
     return redis.Redis.from_url(
-        endpoints(settings).redis_url,
+        url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
         retry_on_timeout=False,
+    )
+
+
+def make_async_redis(settings: Settings, *, timeout_s: float = 2.0) -> aioredis.Redis:
+    """The ``redis.asyncio`` twin of :func:`make_redis` (bytes replies, bounded timeouts).
+
+    Used by the feature processors and the fused pipeline; on a
+    cluster URL it is a ``redis.asyncio.cluster.RedisCluster`` (typed as
+    ``aioredis.Redis`` for the same reason as in :func:`make_redis`).
+    """
+    url = endpoints(settings).redis_url
+    seed = cluster_url(url)
+    if seed is not None:
+        cluster = AsyncRedisCluster.from_url(
+            seed,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
+        return cast(aioredis.Redis, cluster)
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        decode_responses=False,
     )
