@@ -274,11 +274,15 @@ def test_trigger_train_register_challenger_hold_and_approve(running: Running) ->
                                 model_version=v2.model_version,
                 reason=f"canary {v2.model_version} rolled back: block rate +9 points"),
     ])  # fmt: skip
-    _until(lambda: registry.by_alias(STREAM, "challenger") is None, "the rollback")
-    assert registry.by_alias(STREAM, "shadow") is None and r.state.rollbacks == []
+    _until(
+        lambda: r.stats.counted["rollback"] == 1 and not r.state.rollbacks,
+        "the rollback to be applied",
+    )
+    assert registry.by_alias(STREAM, "challenger") is None
+    assert registry.by_alias(STREAM, "shadow") is None
     judged = [e for e in registry.audit(STREAM) if e.by == "canary-judge"]
     assert {(e.alias, e.previous) for e in judged} == {("challenger", "2"), ("shadow", "2")}
-    assert "block rate" in judged[0].reason and r.stats.counted["rollback"] == 1
+    assert "block rate" in judged[0].reason
 
     # 5. The explicit approval, from the command line (v2 anyway, by number).
     env = {
