@@ -23,6 +23,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streamscore.libs.kafka_config import DELIVERY_TIMEOUT_MS
 
 Profile = Literal["local", "test", "staging", "prod"]
+#: How Kafka clients talk to the brokers (librdkafka's and aiokafka's ``security.protocol``).
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
+#: SASL mechanisms the clients support with a user name and password.
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 #: Secret values that are only acceptable on the local and test profiles.
 DEFAULT_SECRETS = frozenset({"", "change-me", "streamscore-local-signing-key-not-for-production"})
@@ -84,6 +88,32 @@ class Settings(BaseSettings):
     #: ``<home>/mlflow/artifacts``).
     mlflow_artifact_root: Path | None = None
 
+    # Kafka security (STREAMSCORE_KAFKA_*): applied to every client, see libs/security.py.
+    #: ``PLAINTEXT`` (the local stack), ``SASL_PLAINTEXT``, ``SASL_SSL`` or ``SSL``.
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    #: SASL mechanism of the ``SASL_*`` protocols.
+    kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    #: PEM file of the CA that signed the brokers' certificates (unset: the system's CAs).
+    kafka_ssl_ca_file: Path | None = None
+    #: PEM client certificate and key (mutual TLS); both or neither.
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+
+    # Redis security (STREAMSCORE_REDIS_*). A user and password may also be written in
+    # REDIS_URL (``redis://user:pw@host:port/0``), which then wins (redis-py's rule).
+    # TLS is chosen by the URL's scheme (``rediss://``).
+    #: ACL user (unset with a password set: the ``default`` user, as ``requirepass``).
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    #: PEM file of the CA that signed the server's certificate (``rediss://`` only).
+    redis_ssl_ca_file: Path | None = None
+    #: PEM client certificate and key when the server asks for one (``tls-auth-clients``).
+    redis_ssl_cert_file: Path | None = None
+    redis_ssl_key_file: Path | None = None
+
     @model_validator(mode="after")
     def _local_mlflow_by_default(self) -> Settings:
         # Derived from ``home`` after it is known, so one STREAMSCORE_HOME moves everything.
@@ -108,10 +138,63 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
+    @model_validator(mode="after")
+    def _consistent_security(self) -> Settings:
+        # Contradictory security settings fail at start, naming the variable, instead of
+        # being silently ignored by a client library (credentials on a PLAINTEXT
+        # connection) or failing later as an opaque connection error.
+        problems: list[str] = []
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        has_creds = self.kafka_sasl_username is not None or self.kafka_sasl_password is not None
+        if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            problems.append(
+                f"STREAMSCORE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "STREAMSCORE_KAFKA_SASL_USERNAME and STREAMSCORE_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and has_creds:
+            problems.append(
+                "STREAMSCORE_KAFKA_SASL_USERNAME/PASSWORD are set but "
+                f"STREAMSCORE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} does not "
+                "use SASL (set SASL_PLAINTEXT or SASL_SSL)"
+            )
+        for what, cert, key in (
+            ("KAFKA", self.kafka_ssl_cert_file, self.kafka_ssl_key_file),
+            ("REDIS", self.redis_ssl_cert_file, self.redis_ssl_key_file),
+        ):
+            if (cert is None) != (key is None):
+                problems.append(
+                    f"STREAMSCORE_{what}_SSL_CERT_FILE and STREAMSCORE_{what}_SSL_KEY_FILE "
+                    "go together (mutual TLS)"
+                )
+        if self.profile not in ("local", "test"):
+            for var, secret in (
+                ("STREAMSCORE_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+                ("STREAMSCORE_REDIS_PASSWORD", self.redis_password),
+            ):
+                if secret is not None and secret.get_secret_value() in DEFAULT_SECRETS:
+                    problems.append(f"profile {self.profile!r} refuses a default or empty {var}")
+            url_pw = urlsplit(self.redis_url).password if self.redis_url else None
+            if url_pw is not None and url_pw in DEFAULT_SECRETS:
+                problems.append(f"profile {self.profile!r} refuses a default password in REDIS_URL")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict safe to print: secrets masked, passwords stripped from URLs."""
         out = self.model_dump()
         out["api_signing_key"] = "***"
+        for name in ("kafka_sasl_password", "kafka_ssl_key_password", "redis_password"):
+            out[name] = None if getattr(self, name) is None else "***"
+        for name in (
+            "kafka_ssl_ca_file",
+            "kafka_ssl_cert_file",
+            "kafka_ssl_key_file",
+            "redis_ssl_ca_file",
+            "redis_ssl_cert_file",
+            "redis_ssl_key_file",
+        ):
+            out[name] = None if getattr(self, name) is None else str(getattr(self, name))
         out["home"] = str(self.home)
         out["models_root"] = str(self.models_root)
         out["mlflow_artifact_root"] = str(self.mlflow_artifact_root)

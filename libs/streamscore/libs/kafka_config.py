@@ -9,6 +9,13 @@ librdkafka configuration dictionaries that services hand to confluent-kafka.
 ('all', True, 'murmur2_random')
 >>> consumer_config("127.0.0.1:9092", group_id="g")["enable.auto.commit"]
 False
+
+Every function takes ``security``: the connection's security keys
+(:func:`streamscore.libs.security.kafka_security_config` of the settings),
+merged last so that every client of the process connects the same way.
+
+>>> admin_config("b:9092", security={"security.protocol": "sasl_plaintext"})["security.protocol"]
+'sasl_plaintext'
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ def producer_config(
     transactional_id: str | None = None,
     message_max_bytes: int = 2 * 1024 * 1024,
     delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
+    security: KafkaConf | None = None,
 ) -> KafkaConf:
     """Configuration of an idempotent, fully acknowledged producer.
 
@@ -74,7 +82,7 @@ def producer_config(
         # librdkafka requires message.timeout.ms <= transaction.timeout.ms.
         cfg["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
         cfg["message.timeout.ms"] = min(delivery_timeout_ms, TRANSACTION_TIMEOUT_MS)
-    return cfg
+    return {**cfg, **(security or {})}
 
 
 def consumer_config(
@@ -85,6 +93,7 @@ def consumer_config(
     auto_offset_reset: OffsetReset = "earliest",
     isolation_level: IsolationLevel = "read_committed",
     fetch_wait_max_ms: int = 5,
+    security: KafkaConf | None = None,
 ) -> KafkaConf:
     """Configuration of a consumer that commits only what it has finished.
 
@@ -119,9 +128,12 @@ def consumer_config(
         "max.poll.interval.ms": 300_000,
         "enable.partition.eof": False,
         "socket.nagle.disable": True,
+        **(security or {}),
     }
 
 
-def admin_config(bootstrap: str, *, client_id: str = "streamscore-admin") -> KafkaConf:
+def admin_config(
+    bootstrap: str, *, client_id: str = "streamscore-admin", security: KafkaConf | None = None
+) -> KafkaConf:
     """Configuration of an admin client (topic creation and listing)."""
-    return {"bootstrap.servers": bootstrap, "client.id": client_id}
+    return {"bootstrap.servers": bootstrap, "client.id": client_id, **(security or {})}

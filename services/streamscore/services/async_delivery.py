@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
-from streamscore.libs.kafka_config import DELIVERY_TIMEOUT_MS, producer_config
+from streamscore.libs.kafka_config import DELIVERY_TIMEOUT_MS, KafkaConf, producer_config
 
 Record = tuple[str, bytes | None, bytes]  # topic, key, value
 
@@ -46,6 +46,7 @@ class AsyncDelivery:
         client_id: str,
         linger_ms: float = 0.5,
         delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
+        security: KafkaConf | None = None,
     ) -> None:
         self._producer = _RdProducer(
             producer_config(
@@ -53,6 +54,7 @@ class AsyncDelivery:
                 client_id=client_id,
                 linger_ms=linger_ms,
                 delivery_timeout_ms=delivery_timeout_ms,
+                security=security,
             )
         )
         self.acked = 0

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamscore.libs.config import Settings
+from streamscore.libs.config import Settings, redact_url
 from streamscore.libs.topics import STREAMS, catalogue
 from streamscore.services import stack
 from streamscore.services.cli_model import add_model_command, add_retrainer_command
@@ -28,7 +28,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _create_topics(settings, quiet=True)
     print()
     print(f"Kafka (KRaft)  {info.kafka_bootstrap}")
-    print(f"Redis          {info.redis_url}")
+    print(f"Redis          {redact_url(info.redis_url)}")
     if info.logs_dir is not None:
         print(f"logs           {info.logs_dir}")
     print("stop with      streamscore down")
@@ -64,7 +64,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
     kind = "local processes" if info.managed else "external endpoints"
     print(
         f"stack ({kind}): kafka {info.kafka_bootstrap} pid={info.kafka_pid}; "
-        f"redis {info.redis_url} pid={info.redis_pid}"
+        f"redis {redact_url(info.redis_url)} pid={info.redis_pid}"
     )
     return 0
 
@@ -428,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that run until stopped on Kafka and Redis: they check access first.
+SERVICE_COMMANDS = frozenset(
+    {"pipeline", "processor", "scorer", "monitor", "joiner", "scored-sink", "retrainer", "api"}
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamscore`` console script."""
     parser = build_parser()
@@ -437,6 +443,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    if args.command in SERVICE_COMMANDS:  # wrong credentials: one clear error, not a hang
+        from streamscore.services.access_check import AccessError, check_access  # noqa: PLC0415
+
+        try:
+            check_access(_settings())
+        except AccessError as exc:
+            print(f"streamscore {args.command}: {exc}", file=sys.stderr)
+            return 2
     code: int = args.func(args)
     return code
 

@@ -32,6 +32,7 @@ from streamscore.libs.kafka_config import (
     admin_config,
     consumer_config,
 )
+from streamscore.libs.security import kafka_security_config, redis_security_options
 from streamscore.services import stack
 from streamscore.services.kafka_producer import DeliveryHook, Producer
 
@@ -85,6 +86,7 @@ def make_producer(
         linger_ms=linger_ms,
         delivery_timeout_ms=delivery_timeout_ms or settings.kafka_delivery_timeout_ms,
         on_delivery=on_delivery,
+        security=kafka_security_config(settings),
     )
 
 
@@ -103,13 +105,16 @@ def make_consumer(
         client_id=client_id,
         auto_offset_reset=auto_offset_reset,
         isolation_level=isolation_level,
+        security=kafka_security_config(settings),
     )
     return Consumer(cfg)
 
 
 def make_admin(settings: Settings) -> AdminClient:
     """An admin client for topic administration."""
-    return AdminClient(admin_config(endpoints(settings).kafka_bootstrap))
+    return AdminClient(
+        admin_config(endpoints(settings).kafka_bootstrap, security=kafka_security_config(settings))
+    )
 
 
 #: URL schemes that select Redis Cluster, and the plain scheme each stands for.
@@ -157,6 +162,7 @@ def make_redis(settings: Settings, *, timeout_s: float = 0.5) -> redis.Redis:
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             health_check_interval=30,
+            **redis_security_options(settings, url),
         )
         return cast(redis.Redis, cluster)
     return redis.Redis.from_url(
@@ -165,6 +171,7 @@ def make_redis(settings: Settings, *, timeout_s: float = 0.5) -> redis.Redis:
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
         retry_on_timeout=False,
+        **redis_security_options(settings, url),
     )
 
 
@@ -182,6 +189,7 @@ def make_async_redis(settings: Settings, *, timeout_s: float = 2.0) -> aioredis.
             seed,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
+            **redis_security_options(settings, url),
         )
         return cast(aioredis.Redis, cluster)
     return aioredis.Redis.from_url(
@@ -189,4 +197,5 @@ def make_async_redis(settings: Settings, *, timeout_s: float = 2.0) -> aioredis.
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         decode_responses=False,
+        **redis_security_options(settings, url),
     )

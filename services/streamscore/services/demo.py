@@ -39,6 +39,7 @@ from rich.live import Live
 
 from streamscore.libs.config import Settings
 from streamscore.libs.model.synthetic import train_synthetic_model
+from streamscore.libs.security import kafka_security_config
 from streamscore.libs.simulator.records import SimRecord
 from streamscore.libs.simulator.retime import starting_at
 from streamscore.libs.simulator.scenario import get
@@ -201,7 +202,9 @@ def run_demo(settings: Settings, opts: DemoOptions, progress: Progress = print) 
     env = {**os.environ, "KAFKA_BOOTSTRAP": ep.kafka_bootstrap, "REDIS_URL": ep.redis_url}
     sup = Supervisor(home / "logs", env)
     sent = SendTimes()
-    view = LiveView(ep.kafka_bootstrap, opts.topic_prefix, sent)
+    view = LiveView(
+        ep.kafka_bootstrap, opts.topic_prefix, sent, security=kafka_security_config(settings)
+    )
     feed = _Feed(settings, opts, sent)
     started = time.monotonic()
     snap: dict[str, Any] = {}

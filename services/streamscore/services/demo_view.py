@@ -22,6 +22,7 @@ import numpy as np
 from confluent_kafka import Consumer
 from rich.table import Table
 
+from streamscore.libs.kafka_config import KafkaConf
 from streamscore.libs.topics import ALERT_TOPICS, LABELLED_EXAMPLES_TOPIC, STREAMS
 
 RATE_WINDOW_S = 5.0
@@ -73,7 +74,9 @@ class SendTimes:
 class LiveView(threading.Thread):
     """Tails the output topics of the loop (see the module docstring)."""
 
-    def __init__(self, bootstrap: str, prefix: str, sent: SendTimes) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str, sent: SendTimes, *, security: KafkaConf | None = None
+    ) -> None:
         super().__init__(daemon=True, name="demo-view")
         self.sent = sent
         self.streams = {name: StreamFigures() for name in STREAMS}
@@ -92,6 +95,7 @@ class LiveView(threading.Thread):
                 "auto.offset.reset": "latest",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 5,
+                **(security or {}),
             }
         )
         topics = [*self._by_topic, *self._alert_topics, self._examples_topic]

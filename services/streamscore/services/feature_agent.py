@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 from streamscore.libs.config import Settings
 from streamscore.libs.windows import warmup
 from streamscore.services.clients import endpoints, make_async_redis
+from streamscore.services.faust_auth import broker_credentials
 from streamscore.services.feature_processor import (
     FeatureProcessor,
     InMessage,
@@ -85,6 +86,7 @@ def make_app(
     app = _App(
         f"{topic_prefix}streamscore-features-{stream}",
         broker=f"kafka://{ep.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,

@@ -40,6 +40,7 @@ from streamscore.libs.features.agreement import Agreement
 from streamscore.libs.features.compute import EventResult, FeatureInputError
 from streamscore.libs.features.definitions import model_features
 from streamscore.libs.features.offline import OfflineFeatures
+from streamscore.libs.security import kafka_security_config
 from streamscore.libs.topics import STREAMS
 from streamscore.services.clients import endpoints
 from streamscore.services.metrics import FeatureMetrics
@@ -167,6 +168,7 @@ def run_verify(
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            **kafka_security_config(settings),
         }
     )
     # Phase 1: every label there is now. Phase 2: events, features and new labels.

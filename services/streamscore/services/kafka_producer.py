@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
-from streamscore.libs.kafka_config import DELIVERY_TIMEOUT_MS, producer_config
+from streamscore.libs.kafka_config import DELIVERY_TIMEOUT_MS, KafkaConf, producer_config
 
 Headers = Sequence[tuple[str, bytes]]
 DeliveryHook = Callable[[KafkaError | None, Message], None]
@@ -34,6 +34,7 @@ class Producer:
         client_id: str,
         linger_ms: float = 1.0,
         delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
+        security: KafkaConf | None = None,
         on_delivery: DeliveryHook | None = None,
     ) -> None:
         self._producer = _RdProducer(
@@ -42,6 +43,7 @@ class Producer:
                 client_id=client_id,
                 linger_ms=linger_ms,
                 delivery_timeout_ms=delivery_timeout_ms,
+                security=security,
             )
         )
         self._hook = on_delivery

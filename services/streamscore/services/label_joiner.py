@@ -74,6 +74,7 @@ from streamscore.libs.labels.machine import JoinMachine
 from streamscore.libs.labels.outbox import Blob, OutRecord, committed_prefix, eligible, merge_tag
 from streamscore.libs.labels.records import Emitted, context_of, record_of, to_example
 from streamscore.libs.labels.spec import DAY_US, SECOND_US, JoinSpec, to_us
+from streamscore.libs.security import kafka_security_config
 from streamscore.libs.topics import LABELLED_EXAMPLES_TOPIC, STREAMS, dlq_topic
 from streamscore.services.clients import endpoints, make_consumer, make_redis
 from streamscore.services.examples_dataset import ExamplesDataset
@@ -451,7 +452,12 @@ def make_joiner(
     group = f"{topic_prefix}streamscore-joiner-{stream}"
     consumer = make_consumer(settings, group_id=group, client_id=f"joiner-{stream}")
     producer = RdProducer(
-        producer_config(ep.kafka_bootstrap, client_id=f"joiner-{stream}", transactional_id=group)
+        producer_config(
+            ep.kafka_bootstrap,
+            client_id=f"joiner-{stream}",
+            transactional_id=group,
+            security=kafka_security_config(settings),
+        )
     )
     horizon_s = (spec.horizon_us + spec.grace_us + spec.orphan_ttl_us) // SECOND_US
     state = RedisJoinState(

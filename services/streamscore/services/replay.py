@@ -28,6 +28,7 @@ from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.features.definitions import hash_feature_names, model_features
 from streamscore.libs.policy.engine import BatchInput, decide_batch
 from streamscore.libs.policy.spec import Policy
+from streamscore.libs.security import kafka_security_config
 from streamscore.libs.topics import STREAMS
 from streamscore.services.clients import endpoints
 from streamscore.services.policy_store import PolicyStore
@@ -74,6 +75,7 @@ def find_scored(
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
+            **kafka_security_config(settings),
         }
     )
     consumer.subscribe([topic])

@@ -61,6 +61,7 @@ from streamscore.libs.features.compute import FeatureInputError, check_finite, e
 from streamscore.libs.features.definitions import groups
 from streamscore.libs.policy.spec import Policy, PolicyError
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
+from streamscore.libs.security import kafka_security_config, redis_security_options
 from streamscore.libs.topics import STREAMS
 from streamscore.services.api.store_guard import StoreGuard
 from streamscore.services.async_delivery import AsyncDelivery, DeliveryError
@@ -362,7 +363,10 @@ def build_sync_scoring(
 
     ep = endpoints(settings)
     client = aioredis.Redis.from_url(
-        ep.redis_url, socket_timeout=store_timeout_s, socket_connect_timeout=store_timeout_s
+        ep.redis_url,
+        socket_timeout=store_timeout_s,
+        socket_connect_timeout=store_timeout_s,
+        **redis_security_options(settings, ep.redis_url),
     )
     state = FeatureStateStore(client, decode_state)
     policies = PolicyStore(make_redis(settings))
@@ -401,7 +405,9 @@ def build_sync_scoring(
                 shadow_source=poller.add(lambda s=stream: policies.shadow(s)),  # type: ignore[misc]
             ),
         )
-    delivery = AsyncDelivery(ep.kafka_bootstrap, client_id="api-score")
+    delivery = AsyncDelivery(
+        ep.kafka_bootstrap, client_id="api-score", security=kafka_security_config(settings)
+    )
     api_metrics = ApiMetrics(registry)
     return SyncScoring(
         per_stream,

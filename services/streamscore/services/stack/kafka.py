@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -229,8 +229,11 @@ def wait_kafka_ready(
     *,
     alive: Callable[[], bool] | None = None,
     logs: Sequence[Path | str] = (),
+    security: Mapping[str, Any] | None = None,
 ) -> float:
     """Wait until ``bootstrap`` answers a metadata request with a broker; return seconds taken.
+
+    ``security``: librdkafka security keys of a secured cluster (SASL, TLS).
 
     1. Poll the TCP port first (cheap, silent) so the Kafka client does not log a
        stream of refused connections while the JVM boots.
@@ -259,6 +262,7 @@ def wait_kafka_ready(
                 "bootstrap.servers": bootstrap,
                 "reconnect.backoff.max.ms": 500,
                 "logger": _client_log,
+                **(security or {}),
             }
             admin = AdminClient(config)
         if admin is not None:

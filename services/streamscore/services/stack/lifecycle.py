@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from streamscore.libs.config import Settings
+from streamscore.libs.config import Settings, redact_url
+from streamscore.libs.security import kafka_security_config, redis_security_options
 from streamscore.services.stack import kafka, process, redis, state
 from streamscore.services.stack.errors import StackError
 from streamscore.services.stack.layout import StackLayout
@@ -155,7 +156,7 @@ def up(settings: Settings | None = None, *, progress: Progress = print) -> Stack
                 info = _info(layout, st)
                 progress(
                     f"stack: already running (kafka {info.kafka_bootstrap} pid {info.kafka_pid}, "
-                    f"redis {info.redis_url} pid {info.redis_pid})"
+                    f"redis {redact_url(info.redis_url)} pid {info.redis_pid})"
                 )
                 return info
             progress("stack: stale state found, cleaning up")
@@ -169,10 +170,18 @@ def up(settings: Settings | None = None, *, progress: Progress = print) -> Stack
 
 def _check_external(settings: Settings, progress: Progress) -> None:
     if settings.kafka_bootstrap:
-        waited = kafka.wait_kafka_ready(settings.kafka_bootstrap, EXTERNAL_CHECK_TIMEOUT)
+        waited = kafka.wait_kafka_ready(
+            settings.kafka_bootstrap,
+            EXTERNAL_CHECK_TIMEOUT,
+            security=kafka_security_config(settings),
+        )
         progress(f"kafka: external cluster at {settings.kafka_bootstrap} answers ({waited:.1f} s)")
     if settings.redis_url:
-        waited = redis.wait_redis_ready(settings.redis_url, EXTERNAL_CHECK_TIMEOUT)
+        waited = redis.wait_redis_ready(
+            settings.redis_url,
+            EXTERNAL_CHECK_TIMEOUT,
+            options=redis_security_options(settings, settings.redis_url),
+        )
         progress(f"redis: external server answers ({waited:.1f} s)")
 
 
@@ -330,8 +339,10 @@ def env_lines(info: StackInfo) -> list[str]:
     >>> info = StackInfo("127.0.0.1:9092", "redis://127.0.0.1:6379/0", True, Path("/h"))
     >>> env_lines(info)
     ['export KAFKA_BOOTSTRAP=127.0.0.1:9092', 'export REDIS_URL=redis://127.0.0.1:6379/0']
+    >>> env_lines(StackInfo("k:9093", "redis://u:pw@r:6379/0", False, Path("/h")))[1]
+    '# REDIS_URL=redis://u:***@r:6379/0 (password not printed)'
     """
-    return [
-        f"export KAFKA_BOOTSTRAP={shlex.quote(info.kafka_bootstrap)}",
-        f"export REDIS_URL={shlex.quote(info.redis_url)}",
-    ]
+    redis_line = f"export REDIS_URL={shlex.quote(info.redis_url)}"
+    if redact_url(info.redis_url) != info.redis_url:  # never print a password
+        redis_line = f"# REDIS_URL={redact_url(info.redis_url)} (password not printed)"
+    return [f"export KAFKA_BOOTSTRAP={shlex.quote(info.kafka_bootstrap)}", redis_line]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis as redis_py
 from redis.exceptions import RedisError
 
+from streamscore.libs.config import redact_url
 from streamscore.services.stack import process
 from streamscore.services.stack.errors import MissingProgramError, StackError
 from streamscore.services.stack.layout import StackLayout
@@ -104,8 +106,12 @@ def wait_redis_ready(
     *,
     alive: Callable[[], bool] | None = None,
     logs: Sequence[Path | str] = (),
+    options: Mapping[str, Any] | None = None,
 ) -> float:
     """Wait until ``redis_url`` answers PING; return seconds taken.
+
+    ``options``: extra client arguments (credentials, TLS files) of a secured server.
+    Messages name the URL without its password.
 
     1. PING with short socket timeouts, every 50 ms: Redis is usually up in well
        under a second, and an AOF replay after a crash is reported as LOADING (an
@@ -116,11 +122,14 @@ def wait_redis_ready(
     started = time.monotonic()
     deadline = started + timeout
     last_error = "no answer"
-    client = redis_py.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=1.0)
+    client = redis_py.Redis.from_url(
+        redis_url, socket_connect_timeout=0.5, socket_timeout=1.0, **(options or {})
+    )
+    shown = redact_url(redis_url)
     try:
         while True:
             if alive is not None and not alive():
-                msg = f"redis exited while starting ({redis_url}):\n{process.tail(logs)}"
+                msg = f"redis exited while starting ({shown}):\n{process.tail(logs)}"
                 raise StackError(msg)
             try:
                 if client.ping():
@@ -128,7 +137,7 @@ def wait_redis_ready(
             except (RedisError, OSError) as exc:
                 last_error = str(exc)
             if time.monotonic() >= deadline:
-                msg = f"redis at {redis_url} not ready after {timeout:.0f} s ({last_error})" + (
+                msg = f"redis at {shown} not ready after {timeout:.0f} s ({last_error})" + (
                     f":\n{process.tail(logs)}" if logs else ""
                 )
                 raise StackError(msg)
