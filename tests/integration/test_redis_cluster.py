@@ -14,7 +14,9 @@ chargebacks goes through:
 * ``streamscore pipeline`` (fused) on the cluster: every event decided exactly
   once, on features equal to the single-node ones;
 * the capacity ledger, the label joiner's state and the monitor's state work
-  on the cluster (their multi-key calls stay in one slot).
+  on the cluster (their multi-key calls stay in one slot);
+* a batch whose write is refused on one slot (another writer) after another
+  slot committed is recomputed, and every state still counts each event once.
 """
 
 from __future__ import annotations
@@ -25,22 +27,24 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pytest
 import redis
+import redis.asyncio
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from redis.cluster import RedisCluster
 
 from streamscore.libs.config import Settings
-from streamscore.libs.contracts.codec import decode
+from streamscore.libs.contracts.codec import decode, encode
 from streamscore.libs.contracts.events import Transaction
 from streamscore.libs.contracts.features import TransactionFeatures
 from streamscore.libs.contracts.labels import Chargeback
 from streamscore.libs.features.definitions import groups, model_features
-from streamscore.libs.features.online_layout import state_key, vector_key
+from streamscore.libs.features.online_layout import output_key, state_key, vector_key
 from streamscore.libs.labels.layout import JoinKeys
 from streamscore.libs.labels.machine import JoinMachine
 from streamscore.libs.labels.stores import DictStore
@@ -57,6 +61,7 @@ from streamscore.services.clients import (
     make_producer,
     make_redis,
 )
+from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import FeatureStateStore, Raw, Writes
 from streamscore.services.join_state import RedisJoinState
 from streamscore.services.monitor_state import MonitorStore
@@ -430,3 +435,97 @@ def test_cluster_write_is_a_compare_and_set_per_slot(cluster: LocalRedisCluster)
     # Atomic per slot only: the refused attempt's write to the other slot had landed
     # (the processors' window engines make that harmless, see feature_state's doc).
     assert mine_hash == {b"a": b"2", b"ver": b"2"}
+
+
+def test_partial_commit_after_a_refused_slot_counts_each_event_once(
+    stack_settings: Settings, cluster: LocalRedisCluster
+) -> None:
+    """Batch A (customer CA at terminal T1) is loaded; batch B (customer CB at T1) is written
+    by another processor before A's write; A's CA slot commits, its T1 slot is refused, A is
+    recomputed. The states end equal to single-node Redis processing B then A."""
+    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+    def tx(i: int, customer: str, minutes: int) -> InMessage:
+        ev = Transaction(
+            event_id=f"{customer}-{i}",
+            event_time=t0 + timedelta(minutes=minutes),
+            customer_id=customer,
+            terminal_id="T1",
+            amount=10.0 + i,
+        )
+        return InMessage(S.input_topic, 0, i, customer.encode(), encode(ev), None)
+
+    batch_b = [tx(i, "CB", i) for i in range(5)]
+    batch_a = [tx(i, "CA", 10 + i) for i in range(5)]
+    now = t0.timestamp() + 3600
+
+    def processor(client: Any) -> FeatureProcessor:
+        return FeatureProcessor(
+            "transactions", FeatureStateStore(client, decode_state), clock=lambda: now
+        )
+
+    async def on_cluster() -> tuple[list[bytes], int]:
+        client = make_async_redis(Settings(redis_url=cluster.url, kafka_bootstrap="x:1"))
+        pa, pb = processor(client), processor(client)
+        orig = pa.store._write_cluster
+        pending = [batch_b]
+
+        async def other_writer_first(*args: Any, **kwargs: Any) -> bool:
+            while pending:
+                await pb.process(pending.pop())
+            return await orig(*args, **kwargs)
+
+        pa.store._write_cluster = other_writer_first  # type: ignore[method-assign]
+        try:
+            out, _ = await pa.process(batch_a)
+            return [r.value for r in out], pa.store.conflicts
+        finally:
+            await client.aclose()
+
+    async def on_one_server(url: str) -> list[bytes]:
+        client = redis.asyncio.Redis.from_url(url)
+        p = processor(client)
+        try:
+            await p.process(batch_b)
+            out, _ = await p.process(batch_a)
+            return [r.value for r in out]
+        finally:
+            await client.aclose()
+
+    rc = _cluster_client(cluster)
+    rc.flushall(target_nodes=RedisCluster.PRIMARIES)
+    # On the reference database, next to the simulated entities (C0..., T0...): own keys only.
+    url = redis_db_url(endpoints(stack_settings).redis_url, REDIS_DB)
+    one = redis.Redis.from_url(url)
+    entities = [(GROUPS[0], "CA"), (GROUPS[0], "CB"), (GROUPS[1], "T1")]
+    states = [state_key(g, e) for g, e in entities]
+    vectors = [vector_key(g, e) for g, e in entities]
+    records = [output_key("transactions", f"{c}-{i}") for c in ("CA", "CB") for i in range(5)]
+    one.delete(*states, *vectors, *records)
+    try:
+        got, conflicts = asyncio.run(on_cluster())
+        want = asyncio.run(on_one_server(url))
+
+        def hashes(c: Any) -> list[dict[bytes, bytes]]:
+            out = [c.hgetall(k) for k in states]
+            for h in out:
+                h.pop(b"ver")  # the refused-then-recomputed batch wrote CA twice
+            return out
+
+        assert conflicts == 1
+        assert all(hashes(rc)) and hashes(rc) == hashes(one)  # each event counted once
+        assert rc.mget_nonatomic(vectors) == one.mget(vectors)
+        # Emitted features: A's recomputation read the customer from a state that already
+        # held A's events (the documented cost of per-slot atomicity).
+        got_fv = [decode(TransactionFeatures, v, max_bytes=1 << 20) for v in got]
+        want_fv = [decode(TransactionFeatures, v, max_bytes=1 << 20) for v in want]
+        differ = set()
+        for g, w in zip(got_fv, want_fv, strict=True):
+            for k, v in g.values.items():
+                if v != w.values[k]:
+                    differ.add(k)
+        # Only the customer's reads of its history before the event (secs since the previous
+        # transaction, z-score against the window) differ; counts and sums are exact.
+        assert differ <= {"customer_secs_since_last_tx", "customer_amount_zscore_30d"}
+    finally:
+        one.delete(*states, *vectors, *records)

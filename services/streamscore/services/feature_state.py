@@ -50,10 +50,12 @@ holds (``dedupe`` on the events input), so no aggregate counts an event twice.
 The same holds when C3 is refused on one slot after others were applied
 (another processor wrote a shared entity meanwhile): the recomputation finds
 the event already in the applied entities. The feature values of such an
-event are then read from state that already holds it (a "time since the
-previous event" may differ from a single-server run); without concurrent
-writers to one entity (one processor per stream, or entities keyed like the
-topic) C3 is never refused and results equal a single server's.
+event are then read from state that already holds it: its reads of the
+entity's history before the event (time since the previous event, z-score
+against the window) differ from a single-server run, its counts and sums do
+not (``test_redis_cluster.py`` pins both). Without concurrent writers to one
+entity (one processor per stream, or entities keyed like the topic) C3 is
+never refused and results equal a single server's.
 """
 
 from __future__ import annotations
