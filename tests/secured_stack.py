@@ -4,14 +4,14 @@ Both run as child processes of the test on free loopback ports, in a temporary
 folder, and are stopped afterwards. They are configured by hand here (the local
 stack, :mod:`streamscore.services.stack`, runs PLAINTEXT and no password):
 
-* Kafka (KRaft, one node, the stack's cached jars): the client listener speaks
-  ``SASL_PLAINTEXT`` with ``SCRAM-SHA-256``; the SCRAM users are written into the
+* Kafka (KRaft, one node, the stack's cached jars): two client listeners, both
+  ``SCRAM-SHA-256``, one ``SASL_PLAINTEXT`` and one ``SASL_SSL`` (certificate signed
+  by a throwaway CA made with the ``openssl`` command); the SCRAM users are written into the
   metadata log when the storage is formatted (``StorageTool format --add-scram``),
   so they exist before the broker takes its first request. The controller
   listener stays PLAINTEXT on loopback (it is not a client listener).
 * Redis: the ``default`` user is switched off and one ACL user with a password
-  may do everything; optionally a TLS port (``--tls-port``) with a certificate
-  signed by a throwaway CA (made with the ``openssl`` command), no plain port.
+  may do everything; optionally a TLS port (``--tls-port``, same CA), no plain port.
 """
 
 from __future__ import annotations
@@ -54,37 +54,47 @@ class SecuredStack:
     """Where the secured servers listen, and the environment that reaches them."""
 
     bootstrap: str
+    #: The broker's SASL_SSL listener (same users; certificate signed by ``ca``).
+    tls_bootstrap: str
     redis_url: str
     folder: Path
+    ca: Path
     redis_ca: Path | None = None
 
     def env(
-        self, *, kafka_password: str = KAFKA_PASSWORD, redis_password: str = REDIS_PASSWORD
+        self,
+        *,
+        kafka_password: str = KAFKA_PASSWORD,
+        redis_password: str = REDIS_PASSWORD,
+        kafka_tls: bool = False,
     ) -> dict[str, str]:
         """Environment variables of a streamscore process using these servers."""
         env = {
-            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "KAFKA_BOOTSTRAP": self.tls_bootstrap if kafka_tls else self.bootstrap,
             "REDIS_URL": self.redis_url,
-            "STREAMSCORE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "STREAMSCORE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL" if kafka_tls else "SASL_PLAINTEXT",
             "STREAMSCORE_KAFKA_SASL_MECHANISM": MECHANISM,
             "STREAMSCORE_KAFKA_SASL_USERNAME": KAFKA_USER,
             "STREAMSCORE_KAFKA_SASL_PASSWORD": kafka_password,
             "STREAMSCORE_REDIS_USERNAME": REDIS_USER,
             "STREAMSCORE_REDIS_PASSWORD": redis_password,
         }
+        if kafka_tls:
+            env["STREAMSCORE_KAFKA_SSL_CA_FILE"] = str(self.ca)
         if self.redis_ca is not None:
             env["STREAMSCORE_REDIS_SSL_CA_FILE"] = str(self.redis_ca)
         return env
 
-    def settings(self, **changes: str) -> Settings:
+    def settings(self, *, kafka_tls: bool = False, **changes: str) -> Settings:
         """The settings of a client of these servers (``changes``: other passwords)."""
-        env = self.env(**changes)
+        env = self.env(kafka_tls=kafka_tls, **changes)
         return Settings(
             profile="test",
             home=self.folder / "home",
             kafka_bootstrap=env["KAFKA_BOOTSTRAP"],
             redis_url=env["REDIS_URL"],
-            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_security_protocol="SASL_SSL" if kafka_tls else "SASL_PLAINTEXT",
+            kafka_ssl_ca_file=self.ca if kafka_tls else None,
             kafka_sasl_mechanism=MECHANISM,
             kafka_sasl_username=KAFKA_USER,
             kafka_sasl_password=env["STREAMSCORE_KAFKA_SASL_PASSWORD"],
@@ -101,21 +111,35 @@ def _jaas(user: str, password: str) -> str:
     )
 
 
-def kafka_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
-    """``server.properties`` of a one-node KRaft broker with a SASL_PLAINTEXT/SCRAM listener."""
+def kafka_properties(
+    *, port: int, tls_port: int, controller_port: int, data_dir: Path, keystore: Path
+) -> str:
+    """``server.properties`` of a one-node KRaft broker with SASL/SCRAM listeners.
+
+    ``SASL_PLAINTEXT`` on ``port`` and ``SASL_SSL`` on ``tls_port``; the TLS
+    listener's key and certificate chain come from one PEM file (``keystore``,
+    Kafka's ``ssl.keystore.type=PEM``, the key unencrypted PKCS#8).
+    """
     mech = MECHANISM.lower()
+    jaas = _jaas(ADMIN_USER, ADMIN_PASSWORD)
     lines = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{controller_port}",
-        "listeners": f"SASL_PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{port}",
+        "listeners": f"SASL_PLAINTEXT://{HOST}:{port},SASL_SSL://{HOST}:{tls_port},"
+        f"CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{port},SASL_SSL://{HOST}:{tls_port}",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": (
+            "SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+        ),
         "inter.broker.listener.name": "SASL_PLAINTEXT",
         "sasl.enabled.mechanisms": MECHANISM,
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
-        f"listener.name.sasl_plaintext.{mech}.sasl.jaas.config": _jaas(ADMIN_USER, ADMIN_PASSWORD),
+        f"listener.name.sasl_plaintext.{mech}.sasl.jaas.config": jaas,
+        f"listener.name.sasl_ssl.{mech}.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(keystore),
         "log.dirs": str(data_dir),
         "offsets.topic.replication.factor": "1",
         "transaction.state.log.replication.factor": "1",
@@ -175,13 +199,22 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
 def secured_stack(folder: Path, *, redis_tls: bool = False) -> Iterator[SecuredStack]:
     """Start the secured Kafka and Redis in ``folder``; stop both on exit."""
     folder.mkdir(parents=True, exist_ok=True)
-    port, controller_port, redis_port = free_port(), free_port(), free_port()
+    port, tls_port, controller_port, redis_port = (free_port() for _ in range(4))
+    ca, cert, key = make_ca(folder / "tls")
+    keystore = folder / "tls" / "kafka-keystore.pem"
+    keystore.write_bytes(key.read_bytes() + cert.read_bytes())
     cache = StackLayout.for_home(Settings().home).jar_cache
     libs = kafka.ensure_jars(cache, progress=lambda _m: None)
     data = folder / "kafka-data"
     server = folder / "server.properties"
     server.write_text(
-        kafka_properties(port=port, controller_port=controller_port, data_dir=data),
+        kafka_properties(
+            port=port,
+            tls_port=tls_port,
+            controller_port=controller_port,
+            data_dir=data,
+            keystore=keystore,
+        ),
         encoding="utf-8",
     )
     java = _java(libs, folder)
@@ -198,10 +231,8 @@ def secured_stack(folder: Path, *, redis_tls: bool = False) -> Iterator[SecuredS
         "--user", "default", "off",
         "--user", REDIS_USER, "on", f">{REDIS_PASSWORD}", "~*", "&*", "+@all",
     ]  # fmt: skip
-    ca: Path | None = None
     scheme = "redis"
     if redis_tls:
-        ca, cert, key = make_ca(folder / "tls")
         redis_args += ["--port", "0", "--tls-port", str(redis_port), "--tls-cert-file", str(cert),
                        "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
                        "--tls-auth-clients", "no"]  # fmt: skip
@@ -225,9 +256,11 @@ def secured_stack(folder: Path, *, redis_tls: bool = False) -> Iterator[SecuredS
     ]
     stack = SecuredStack(
         bootstrap=f"{HOST}:{port}",
+        tls_bootstrap=f"{HOST}:{tls_port}",
         redis_url=f"{scheme}://{HOST}:{redis_port}/0",
         folder=folder,
-        redis_ca=ca,
+        ca=ca,
+        redis_ca=ca if redis_tls else None,
     )
     try:
         settings = stack.settings()
@@ -240,6 +273,13 @@ def secured_stack(folder: Path, *, redis_tls: bool = False) -> Iterator[SecuredS
             alive=lambda: procs[0].poll() is None,
             logs=[kafka_log],
             security=kafka_security_config(settings),
+        )
+        kafka.wait_kafka_ready(
+            stack.tls_bootstrap,
+            30,
+            alive=lambda: procs[0].poll() is None,
+            logs=[kafka_log],
+            security=kafka_security_config(stack.settings(kafka_tls=True)),
         )
         print(f"\nsecured kafka ready in {time.monotonic() - started:.1f} s")
         yield stack

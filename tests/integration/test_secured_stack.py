@@ -1,4 +1,4 @@
-"""The pipeline through a SASL/SCRAM Kafka and a password-protected TLS Redis (issue #9).
+"""The pipeline through a SASL/SCRAM (and TLS) Kafka and a password-protected TLS Redis (#9).
 
 A private Kafka whose only client listener is ``SASL_PLAINTEXT`` with
 ``SCRAM-SHA-256`` (users created when the storage is formatted) and a private
@@ -11,9 +11,10 @@ environment exactly as a deployment would (``STREAMSCORE_KAFKA_*``,
 
 Checked: the fused pipeline (confluent-kafka + redis.asyncio) decides every
 published event, and the faust feature processor (aiokafka) emits every
-feature record; wrong Kafka or Redis credentials stop a service at once with
-one message naming the authentication refusal (exit 2, not a hang); no
-password appears in any process output.
+feature record, over SASL_PLAINTEXT and (the processor) over SASL_SSL; wrong
+Kafka or Redis credentials, or a CA that did not sign the broker's certificate,
+stop a service at once with one message naming the refusal (exit 2, not a
+hang); no password appears in any process output.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from streamscore.services.clients import make_admin, make_consumer, make_produce
 from streamscore.services.sim_producer import publish
 from streamscore.services.topics_admin import create_topics
 from tests.processor_runs import create_stream_topics, start_cli, stop
-from tests.secured_stack import KAFKA_PASSWORD, REDIS_PASSWORD, SecuredStack, secured_stack
+from tests.secured_stack import (
+    KAFKA_PASSWORD,
+    REDIS_PASSWORD,
+    SecuredStack,
+    make_ca,
+    secured_stack,
+)
 
 pytestmark = pytest.mark.integration
 S = STREAMS["transactions"]
@@ -137,23 +144,69 @@ def test_pipeline_and_processor_run_through_sasl_and_redis_acl_tls(
     _assert_no_password(pipe_log, proc_log)
 
 
+def test_processor_over_sasl_ssl(stack: SecuredStack, tmp_path: Path) -> None:
+    """The faust processor (aiokafka, TLS context from the CA file) over the SASL_SSL listener.
+
+    The test's own producer and consumer (confluent-kafka) use the same listener, so
+    both client libraries verify the broker's certificate against the CA.
+    """
+    settings = stack.settings(kafka_tls=True)
+    prefix = f"secs-{uuid.uuid4().hex[:6]}."
+    create_stream_topics(settings, "transactions", prefix)
+    records = [
+        r
+        for r in get("small").only("transactions").with_days(1).records(seed=19)
+        if isinstance(r.event, Transaction)
+    ][:N_EVENTS]
+    sent = {r.event.event_id for r in records}
+    log = tmp_path / "processor-tls.log"
+    processor = start_cli(
+        ["processor", "--stream", "transactions", "--topic-prefix", prefix],
+        bootstrap=stack.tls_bootstrap,
+        redis_url=stack.redis_url,
+        log=log,
+        env=stack.env(kafka_tls=True),
+    )
+    try:
+        producer = make_producer(settings, client_id="it-secured-tls")
+        publish(records, producer, topic_prefix=prefix, progress=lambda _m: None)
+        assert producer.failed == {}, producer.failed
+        featured = _read_ids(settings, prefix + S.feature_topic, len(sent), features=True)
+        assert processor.poll() is None, log.read_text()[-3000:]
+    finally:
+        stop(processor)
+    print(f"\nSASL_SSL: {len(featured & sent)} of {len(sent)} events featured by faust")
+    assert featured == sent, log.read_text()[-3000:]
+    _assert_no_password(log)
+
+
 @pytest.mark.parametrize(
-    ("command", "wrong", "names"),
+    ("command", "wrong", "expected"),
     [
-        ("pipeline", "kafka", "Kafka at"),
-        ("processor", "kafka", "Kafka at"),
-        ("pipeline", "redis", "Redis at"),
+        ("pipeline", "kafka", "Kafka at {kafka} refused authentication"),
+        ("processor", "kafka", "Kafka at {kafka} refused authentication"),
+        ("pipeline", "redis", "Redis at {redis} refused authentication"),
+        ("processor", "ca", "Kafka at {kafka} refused the TLS handshake"),
+        ("pipeline", "redis-ca", "Redis at {redis} failed the TLS handshake"),
     ],
 )
 def test_wrong_credentials_fail_clearly(
-    stack: SecuredStack, tmp_path: Path, command: str, wrong: str, names: str
+    stack: SecuredStack, tmp_path: Path, command: str, wrong: str, expected: str
 ) -> None:
+    """Exit 2 with one line naming the refusal; ``*ca``: a CA that did not sign the server's."""
     bad = "wrong-pw-0000"
-    env = stack.env(**{f"{wrong}_password": bad})
+    if wrong == "ca":
+        env = stack.env(kafka_tls=True)
+        env["STREAMSCORE_KAFKA_SSL_CA_FILE"] = str(make_ca(tmp_path / "other-ca")[0])
+    elif wrong == "redis-ca":
+        env = stack.env()
+        env["STREAMSCORE_REDIS_SSL_CA_FILE"] = str(make_ca(tmp_path / "other-ca")[0])
+    else:
+        env = stack.env(kafka_password=bad) if wrong == "kafka" else stack.env(redis_password=bad)
     log = tmp_path / f"{command}-{wrong}.log"
     proc = start_cli(
         [command, "--stream", "transactions", "--topic-prefix", f"bad-{uuid.uuid4().hex[:6]}."],
-        bootstrap=stack.bootstrap,
+        bootstrap=env["KAFKA_BOOTSTRAP"],
         redis_url=stack.redis_url,
         log=log,
         env=env,
@@ -162,10 +215,11 @@ def test_wrong_credentials_fail_clearly(
         code = proc.wait(timeout=REFUSAL_GUARD_S)
     except subprocess.TimeoutExpired:
         stop(proc)
-        pytest.fail(f"{command} with a wrong {wrong} password hangs:\n{log.read_text()[-2000:]}")
+        pytest.fail(f"{command} with a wrong {wrong} setting hangs:\n{log.read_text()[-2000:]}")
     text = log.read_text()
-    print(f"\n{command}, wrong {wrong} password: exit {code}: {text.strip().splitlines()[-1]}")
+    print(f"\n{command}, wrong {wrong}: exit {code}: {text.strip().splitlines()[-1]}")
     assert code == 2, text[-2000:]
-    assert names in text and "refused authentication" in text, text[-2000:]
+    shown = expected.format(kafka=env["KAFKA_BOOTSTRAP"], redis=stack.redis_url)
+    assert shown in text, text[-2000:]
     assert bad not in text
     _assert_no_password(log)

@@ -154,7 +154,14 @@ def check_redis(settings: Settings) -> None:
             )
             raise AccessError(msg) from exc
         raise
-    except (redis.RedisError, OSError) as exc:  # not answering: the service waits for it
+    except (redis.RedisError, OSError) as exc:
+        if "certificate verify failed" in str(exc).lower():  # wrong CA: a refusal, not a wait
+            msg = (
+                f"Redis at {redact_url(url)} failed the TLS handshake ({exc}): check "
+                "STREAMSCORE_REDIS_SSL_CA_FILE (and _SSL_CERT_FILE/_SSL_KEY_FILE)"
+            )
+            raise AccessError(msg) from exc
+        # Not answering: the service waits for it.
         log.warning("Redis at %s did not answer (%s); starting anyway", redact_url(url), exc)
     finally:
         client.close()
