@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamscore.libs.contracts.codec import encode
 from streamscore.libs.contracts.features import FeatureVector
@@ -216,8 +216,11 @@ def wait_consumed(
     ends = end_offsets(bootstrap, topic, partitions)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if committed_offsets(bootstrap, group, topic, partitions) == ends:
-            return True
+        try:
+            if committed_offsets(bootstrap, group, topic, partitions) == ends:
+                return True
+        except KafkaException:  # e.g. NOT_COORDINATOR while the group's coordinator loads
+            pass
         time.sleep(0.5)
     return False
 

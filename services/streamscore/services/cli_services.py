@@ -97,6 +97,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         args.stream,
         topic_prefix=args.topic_prefix,
         offset_reset=args.offset_reset,
+        snapshot_s=args.snapshot_s,
         on_ready=ready,
     )
     print(
@@ -117,7 +118,13 @@ def _add_monitor_command(sub: Any) -> None:
         "--offset-reset",
         default="earliest",
         choices=["earliest", "latest"],
-        help="where a new consumer group starts (earliest: replay the retained log)",
+        help="where a monitor without saved state starts (earliest: replay the retained log)",
+    )
+    mon.add_argument(
+        "--snapshot-s",
+        type=float,
+        default=10.0,
+        help="seconds between state snapshots (a restart reads again what came after the last)",
     )
     mon.set_defaults(func=cmd_monitor)
 

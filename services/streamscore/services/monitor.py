@@ -16,16 +16,22 @@ alerts at least once and never lost:
 4. Wait until Kafka acknowledged every alert, then commit the batch's offsets
    (a failure stops the service without committing: the batch is read again).
 5. Only then mark the alerts' (segment, signal) in Redis and save a snapshot
-   of the state (at once after an alert, else every ``snapshot_s``): a crash
-   between 4 and 5 re-publishes an alert with the same ``alert_id``; a crash
-   between snapshots loses no alert, only the detector updates since the last
-   snapshot (their records are committed and not read again).
+   of the state with the next offset of each partition it covers (at once
+   after an alert, else every ``snapshot_s``): a crash between 4 and 5
+   re-publishes an alert with the same ``alert_id``.
 
 **Restart.** The monitor resumes from the snapshot when its plan is
-unchanged; otherwise (or without one) its tests warm up again: a day to
-settle on a cold stream, a day for a baseline, the reference slots. Alert
-marks survive either way, so a cause alerted before the restart is not
-alerted again within its cooldown. A new consumer group starts at the
+unchanged, and its consumer starts each partition at the snapshot's offset,
+not at the group's commits (which run ahead, one per batch): the records seen
+after the snapshot are read again, so a crash loses no detector update (a
+SIGKILL every few seconds once made the drift go unnoticed,
+``tests/fault/test_monitor_faults.py``). Without a snapshot under this plan its
+tests warm up again: a day to settle on a cold stream, a day for a baseline,
+the reference slots — and its consumer starts at the beginning of the retained
+log (``--offset-reset earliest``; ``latest``: at its end), whatever the group
+committed, so the watch is warm when it catches up. Alert marks survive either
+way, so a cause alerted before the restart — or in the records read again —
+is not alerted twice within its cooldown. A new consumer group starts at the
 earliest retained record (``--offset-reset``), so a first start replays the
 log and is warm when it catches up.
 """
@@ -38,6 +44,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
@@ -172,25 +179,67 @@ class MonitorHandler:
                 m.statistic.labels(s, comp.name, signal_id).set(x)
 
 
-def _restore(store: MonitorStore, plan: StreamPlan) -> tuple[StreamWatch, AlertDesk]:
+def _restore(
+    store: MonitorStore, plan: StreamPlan
+) -> tuple[StreamWatch, AlertDesk, dict[int, int] | None]:
+    """The saved watch and desk and their offsets (``None``: nothing saved, a fresh start)."""
     try:
         saved = store.load(plan)
         marks = store.marks()
     except RedisError as exc:
         log.warning("%s: monitor state unreadable (%s): warming up afresh", plan.stream, exc)
         saved, marks = None, {}
-    watch, desk = saved if saved is not None else (StreamWatch(plan), AlertDesk(plan))
+    if saved is None:
+        watch, desk, offsets = StreamWatch(plan), AlertDesk(plan), None
+    else:
+        watch, desk, offsets = saved
     desk.remember(marks)
     if saved is not None:
-        log.info("%s: resumed from the saved monitor state", plan.stream)
-    return watch, desk
+        log.info("%s: resumed from the saved monitor state at offsets %s", plan.stream, offsets)
+    return watch, desk, offsets
+
+
+def _positions(consumer: Consumer) -> dict[int, int]:
+    """The next offset to read of each assigned partition (what a snapshot now covers)."""
+    return {tp.partition: tp.offset for tp in consumer.position(consumer.assignment())
+            if tp.offset >= 0}  # fmt: skip
+
+
+OnAssign = Callable[[Consumer, list[TopicPartition]], None]
+
+
+def _seek_to_checkpoint(offsets: dict[int, int] | None, offset_reset: OffsetReset) -> OnAssign:
+    """``on_assign``: a partition's first assignment starts at the snapshot's offset, or,
+    with nothing saved, at the start (or end) of the log; later ones at the group's commit."""
+    first: set[int] = set()
+    start = OFFSET_BEGINNING if offset_reset == "earliest" else OFFSET_END
+
+    def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            if tp.partition in first:
+                continue
+            first.add(tp.partition)
+            if offsets is None:
+                tp.offset = start
+            elif tp.partition in offsets:
+                tp.offset = offsets[tp.partition]
+        consumer.incremental_assign(partitions)
+
+    return on_assign
 
 
 class _Persistence:
     """Step 5 of the module docstring: alert marks, then the snapshot."""
 
-    def __init__(self, store: MonitorStore, handler: MonitorHandler, snapshot_s: float) -> None:
+    def __init__(
+        self,
+        store: MonitorStore,
+        handler: MonitorHandler,
+        snapshot_s: float,
+        positions: Callable[[], dict[int, int]],
+    ) -> None:
         self.store, self.handler, self.snapshot_s = store, handler, snapshot_s
+        self.positions = positions
         self.saved_at = time.monotonic()
         self.saves = 0
 
@@ -204,7 +253,7 @@ class _Persistence:
         try:
             for a in alerts:
                 self.store.mark(AlertDesk.marks(a))
-            self.store.save(h.watch, h.desk)
+            self.store.save(h.watch, h.desk, self.positions())
             self.saves += 1
         except RedisError as exc:  # counted; a restart then resumes from an older snapshot
             outcome = "error"
@@ -230,7 +279,7 @@ def run_monitor(
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr=settings.bind_host)
     store = MonitorStore(make_redis(settings, timeout_s=2.0), stream, topic_prefix=topic_prefix)
-    watch, desk = _restore(store, plan)
+    watch, desk, checkpoint = _restore(store, plan)
     metrics = MonitorMetrics()
     topic = topic_prefix + STREAMS[stream].scored_log_topic
     group = f"{topic_prefix}streamscore-monitor-{stream}"
@@ -244,7 +293,7 @@ def run_monitor(
         metrics=metrics,
         assignment=lambda: [tp.partition for tp in consumer.assignment()],
     )
-    consumer.subscribe([topic])
+    consumer.subscribe([topic], on_assign=_seek_to_checkpoint(checkpoint, offset_reset))
     processor = StreamProcessor(
         consumer,
         make_producer(settings, client_id=f"{SERVICE}-{stream}"),
@@ -257,7 +306,7 @@ def run_monitor(
         metrics=StreamMetrics(),
         decode_as=ScoredEvent,
     )
-    persistence = _Persistence(store, handler, snapshot_s)
+    persistence = _Persistence(store, handler, snapshot_s, lambda: _positions(consumer))
     stop = stop_on_signals()
     if on_ready is not None:
         on_ready(topic, group)

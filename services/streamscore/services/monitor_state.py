@@ -3,9 +3,11 @@
 Two keys per stream (and topic prefix):
 
 * ``ss:monitor:{<prefix><stream>}:state`` — the pickled watch and alert desk
-  (slot history, baselines, detectors, cooldowns), tagged with the plan's
-  fingerprint: a snapshot taken under another plan is ignored (the monitor
-  warms up again). Loading goes through an allow-list unpickler: only
+  (slot history, baselines, detectors, cooldowns) and the next offset of each
+  partition of the scored log they have seen (the checkpoint: a restart reads
+  again from there, so no record is lost to the detectors), tagged with the
+  plan's fingerprint: a snapshot taken under another plan is ignored (the
+  monitor warms up again). Loading goes through an allow-list unpickler: only
   streamscore's own library classes, a few numpy array constructors and
   ``collections.Counter`` can be named, so a tampered key cannot make the
   monitor call anything else.
@@ -27,7 +29,7 @@ from streamscore.libs.monitoring.alerting import AlertDesk
 from streamscore.libs.monitoring.plan import StreamPlan
 from streamscore.libs.monitoring.watch import StreamWatch
 
-_FORMAT = 1
+_FORMAT = 2  # 1: without offsets (still read; the restart then resumes at the commits)
 #: Array and scalar constructors numpy writes into pickles (numpy 1.x and 2.x paths).
 _NUMPY = frozenset(
     {
@@ -68,24 +70,34 @@ class MonitorStore:
         self.state_key = f"{base}:state"
         self.alerted_key = f"{base}:alerted"
 
-    def load(self, plan: StreamPlan) -> tuple[StreamWatch, AlertDesk] | None:
-        """The saved watch and desk, if there is a snapshot under this plan."""
+    def load(self, plan: StreamPlan) -> tuple[StreamWatch, AlertDesk, dict[int, int]] | None:
+        """The saved watch, desk and next offset per partition, if there is a snapshot under
+        this plan (offsets empty: a format-1 snapshot, taken without them)."""
         data = self.client.get(self.state_key)
         if not isinstance(data, bytes):
             return None
         try:
-            fmt, fingerprint, watch, desk = loads(data)
+            fmt, fingerprint, watch, desk, *rest = loads(data)
         except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError):
             return None
-        if fmt != _FORMAT or fingerprint != plan.fingerprint():
+        if fmt not in (1, _FORMAT) or fingerprint != plan.fingerprint():
             return None
         if not isinstance(watch, StreamWatch) or not isinstance(desk, AlertDesk):
             return None
-        return watch, desk
+        offsets = rest[0] if rest else {}
+        if not isinstance(offsets, dict) or not all(
+            type(k) is int and type(v) is int for k, v in offsets.items()
+        ):
+            return None
+        return watch, desk, offsets
 
-    def save(self, watch: StreamWatch, desk: AlertDesk) -> int:
-        """Replace the snapshot; returns its size in bytes."""
-        data = pickle.dumps((_FORMAT, watch.plan.fingerprint(), watch, desk), protocol=5)
+    def save(
+        self, watch: StreamWatch, desk: AlertDesk, offsets: dict[int, int] | None = None
+    ) -> int:
+        """Replace the snapshot (with the next offset per partition it covers); its size."""
+        data = pickle.dumps(
+            (_FORMAT, watch.plan.fingerprint(), watch, desk, dict(offsets or {})), protocol=5
+        )
         self.client.set(self.state_key, data)
         return len(data)
 

@@ -1,0 +1,145 @@
+"""``streamscore monitor`` killed with SIGKILL again and again while it reads a drifting log.
+
+The same scored-event log (sensor readings with the simulator's recalibration
+drift from day 3, as in ``tests/integration/test_monitor.py``) is published
+under two topic prefixes. One monitor reads the first undisturbed; a second
+monitor reads the other and is killed with SIGKILL every few seconds and
+restarted at once (a supervisor's job) until it has consumed everything. Both
+snapshot their state every 2 s; a restart reads the log again from the last
+snapshot's offsets.
+
+The oracle compares the two alert topics: the drift must still be raised
+(lost incidents: alert ids the undisturbed monitor raised and the killed one
+did not), an incident may be re-published with the same ``alert_id`` by a
+restart (counted as dup: consumers key alerts by id) but never raised twice
+under two ids for one cause (conflicting), and the confirmation time of the
+first drift alert is reported against the undisturbed one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from streamscore.libs.config import Settings
+from streamscore.libs.contracts.alerts import DriftAlert
+from streamscore.libs.contracts.codec import decode
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, TopicSpec, dlq_topic
+from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.topics_admin import create_topics
+from tests.monitor_runs import DRIFTS, ScoredRun, chunks, scored_runs, wait_consumed
+from tests.processor_runs import read_all, redis_db_url, start_cli, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+KIND = "recalibration"
+STREAM = DRIFTS[KIND].stream
+REDIS_DB = 1
+PARTITIONS = 3
+KILL_EVERY_S = 8.0
+SNAPSHOT_S = 2.0
+
+
+@pytest.fixture
+def redis_url(stack_settings: Settings) -> Iterator[str]:
+    url = redis_db_url(endpoints(stack_settings).redis_url, REDIS_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+def _publish(settings: Settings, prefix: str, run: ScoredRun) -> None:
+    topic = prefix + STREAMS[STREAM].scored_log_topic
+    create_topics(
+        make_admin(settings),
+        [
+            TopicSpec(topic, PARTITIONS, 1),
+            TopicSpec(dlq_topic(topic), 1, 1),
+            TopicSpec(prefix + DRIFT_ALERT_TOPIC, 1, 1),
+        ],
+    )
+    producer = make_producer(settings, client_id="it-monitor-faults")
+    for part in chunks(run.records, 5000):
+        for key, value in part:
+            producer.send(topic, value, key=key)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def _alerts(bootstrap: str, prefix: str) -> list[DriftAlert]:
+    msgs = read_all(bootstrap, prefix + DRIFT_ALERT_TOPIC, 10_000, timeout_s=3)
+    return [decode(DriftAlert, m.value(), max_bytes=1 << 20) for m in msgs]
+
+
+def _cause(a: DriftAlert) -> tuple[str, str, str, str | None]:
+    return (a.kind, a.segment, a.signal, a.feature)
+
+
+def test_monitor_sigkill_repeated_loses_no_incident(
+    stack_settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    bootstrap = endpoints(stack_settings).kafka_bootstrap
+    drifted, _steady = scored_runs(KIND, days=6, drift_day=3, seed=2, model=None)
+    tag = uuid.uuid4().hex[:6]
+    calm, killed = f"monk-{tag}-calm.", f"monk-{tag}-kill."
+    for prefix in (calm, killed):
+        _publish(stack_settings, prefix, drifted)
+    log = tmp_path / "monitor.log"
+    args = ["monitor", "--stream", STREAM, "--snapshot-s", str(SNAPSHOT_S), "--topic-prefix"]
+    procs = [start_cli([*args, calm], bootstrap=bootstrap, redis_url=redis_url, log=log)]
+    kills = 0
+    try:
+        group = f"{killed}streamscore-monitor-{STREAM}"
+        topic = killed + STREAMS[STREAM].scored_log_topic
+        victim = start_cli([*args, killed], bootstrap=bootstrap, redis_url=redis_url, log=log)
+        procs.append(victim)
+        deadline = time.monotonic() + 600
+        while not wait_consumed(bootstrap, group, topic, PARTITIONS, timeout_s=KILL_EVERY_S):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait()
+            kills += 1
+            victim = start_cli([*args, killed], bootstrap=bootstrap, redis_url=redis_url, log=log)
+            procs.append(victim)
+        calm_group = f"{calm}streamscore-monitor-{STREAM}"
+        calm_topic = calm + STREAMS[STREAM].scored_log_topic
+        assert wait_consumed(bootstrap, calm_group, calm_topic, PARTITIONS, timeout_s=300)
+    finally:
+        for proc in procs:
+            stop(proc)
+    reference, observed = _alerts(bootstrap, calm), _alerts(bootstrap, killed)
+    ref_ids = {a.alert_id for a in reference}
+    seen = Counter(a.alert_id for a in observed)
+    lost = len(ref_ids - set(seen))
+    dup = sum(n - 1 for n in seen.values())
+    by_cause: dict[tuple[str, str, str, str | None], set[str]] = {}
+    for a in observed:
+        by_cause.setdefault(_cause(a), set()).add(a.alert_id)
+    conflicting = sum(1 for ids in by_cause.values() if len(ids) > 1)
+    ref_ids_by_cause = {_cause(a) for a in reference}
+
+    def first(alerts: list[DriftAlert]) -> float:
+        return min(a.confirmed_at.timestamp() for a in alerts if a.kind == "drift")
+
+    delay_h = (first(observed) - first(reference)) / 3600 if observed else float("nan")
+    print(
+        f"\nmonitor SIGKILL x{kills} ({len(drifted.records):,} scored events): reference "
+        f"{len(reference)} alerts, killed run {len(observed)}; lost {lost}, dup {dup}, "
+        f"conflicting {conflicting}, extra {len(set(seen) - ref_ids)}; first drift confirmed "
+        f"{delay_h:+.1f} h (event time) vs undisturbed"
+    )
+    assert kills >= 2, "the monitor finished before it could be killed twice"
+    assert reference and any(a.kind == "drift" for a in reference), log.read_text()[-3000:]
+    assert any(a.kind == "drift" for a in observed), log.read_text()[-3000:]
+    assert conflicting == 0
+    assert {_cause(a) for a in observed if a.kind == "drift"} >= {
+        c for c in ref_ids_by_cause if c[0] == "drift"
+    }
