@@ -24,6 +24,7 @@ from typing import Any
 import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from redis.exceptions import RedisClusterException
 
 from streamscore.libs.config import Settings, redact_url
 from streamscore.libs.kafka_config import admin_config
@@ -136,8 +137,9 @@ def check_kafka(settings: Settings, *, timeout_s: float = 15.0) -> None:
 def check_redis(settings: Settings) -> None:
     """PING with the settings' credentials; :class:`AccessError` naming the refusal."""
     url = endpoints(settings).redis_url
-    client = make_redis(settings, timeout_s=5.0)
+    client: redis.Redis | None = None
     try:
+        client = make_redis(settings, timeout_s=5.0)  # a cluster client connects here
         client.ping()
     except redis.AuthenticationError as exc:
         user = settings.redis_username or "default"
@@ -153,8 +155,8 @@ def check_redis(settings: Settings) -> None:
                 f"({exc}): set STREAMSCORE_REDIS_USERNAME and STREAMSCORE_REDIS_PASSWORD"
             )
             raise AccessError(msg) from exc
-        raise
-    except (redis.RedisError, OSError) as exc:
+        log.warning("Redis at %s answered PING with %s; starting anyway", redact_url(url), exc)
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
         if "certificate verify failed" in str(exc).lower():  # wrong CA: a refusal, not a wait
             msg = (
                 f"Redis at {redact_url(url)} failed the TLS handshake ({exc}): check "
@@ -164,7 +166,8 @@ def check_redis(settings: Settings) -> None:
         # Not answering: the service waits for it.
         log.warning("Redis at %s did not answer (%s); starting anyway", redact_url(url), exc)
     finally:
-        client.close()
+        if client is not None:
+            client.close()
 
 
 def check_access(settings: Settings) -> None:
