@@ -15,8 +15,9 @@ chargebacks goes through:
   once, on features equal to the single-node ones;
 * the capacity ledger, the label joiner's state and the monitor's state work
   on the cluster (their multi-key calls stay in one slot);
-* a batch whose write is refused on one slot (another writer) after another
-  slot committed is recomputed, and every state still counts each event once.
+* a batch that another writer overtakes is recomputed: before its check,
+  exactly as on one server; between check and write (one slot committed,
+  another refused), every state still counts each event once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from streamscore.services.clients import (
     make_producer,
     make_redis,
 )
+from streamscore.services.cluster_calls import get_many, get_many_async
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import FeatureStateStore, Raw, Writes
 from streamscore.services.join_state import RedisJoinState
@@ -376,8 +378,8 @@ def test_capacity_joiner_and_monitor_state_on_cluster(
 
 
 def test_cluster_write_is_a_compare_and_set_per_slot(cluster: LocalRedisCluster) -> None:
-    """Another writer between a batch's load and its write: that slot refuses, the batch
-    recomputes on fresh state, and the other writer's change is kept."""
+    """Another writer between a batch's check (C3a) and its write (C3b): that slot refuses,
+    the batch recomputes on fresh state, and the other writer's change is kept."""
     mine, shared = "ss:w:{customer_tx:A}", "ss:w:{terminal_tx:B}"
     settings = Settings(redis_url=cluster.url, kafka_bootstrap="unused:9092")
     assert _cluster_client(cluster).keyslot(mine) != _cluster_client(cluster).keyslot(shared)
@@ -437,12 +439,15 @@ def test_cluster_write_is_a_compare_and_set_per_slot(cluster: LocalRedisCluster)
     assert mine_hash == {b"a": b"2", b"ver": b"2"}
 
 
-def test_partial_commit_after_a_refused_slot_counts_each_event_once(
-    stack_settings: Settings, cluster: LocalRedisCluster
+@pytest.mark.parametrize("step", ["_check_cluster", "_write_cluster"])
+def test_another_writer_meanwhile_counts_each_event_once(
+    stack_settings: Settings, cluster: LocalRedisCluster, step: str
 ) -> None:
-    """Batch A (customer CA at terminal T1) is loaded; batch B (customer CB at T1) is written
-    by another processor before A's write; A's CA slot commits, its T1 slot is refused, A is
-    recomputed. The states end equal to single-node Redis processing B then A."""
+    """Batch A (customer CA at terminal T1) is loaded and computed; batch B (customer CB at
+    T1) is written by another processor before A's check (C3a) or, rarer, between A's check
+    and its write (C3b). Before the check: nothing of A is written, A is recomputed and
+    everything equals single-node Redis processing B then A. Between: A's CA slot commits,
+    its T1 slot is refused, A is recomputed; the states still equal single-node Redis's."""
     t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
     def tx(i: int, customer: str, minutes: int) -> InMessage:
@@ -467,15 +472,15 @@ def test_partial_commit_after_a_refused_slot_counts_each_event_once(
     async def on_cluster() -> tuple[list[bytes], int]:
         client = make_async_redis(Settings(redis_url=cluster.url, kafka_bootstrap="x:1"))
         pa, pb = processor(client), processor(client)
-        orig = pa.store._write_cluster
+        orig = getattr(pa.store, step)
         pending = [batch_b]
 
         async def other_writer_first(*args: Any, **kwargs: Any) -> bool:
             while pending:
                 await pb.process(pending.pop())
-            return await orig(*args, **kwargs)
+            return bool(await orig(*args, **kwargs))
 
-        pa.store._write_cluster = other_writer_first  # type: ignore[method-assign]
+        setattr(pa.store, step, other_writer_first)
         try:
             out, _ = await pa.process(batch_a)
             return [r.value for r in out], pa.store.conflicts
@@ -515,8 +520,11 @@ def test_partial_commit_after_a_refused_slot_counts_each_event_once(
         assert conflicts == 1
         assert all(hashes(rc)) and hashes(rc) == hashes(one)  # each event counted once
         assert rc.mget_nonatomic(vectors) == one.mget(vectors)
-        # Emitted features: A's recomputation read the customer from a state that already
-        # held A's events (the documented cost of per-slot atomicity).
+        if step == "_check_cluster":  # refused before anything was written
+            assert got == want
+            return
+        # Between check and write: A's recomputation read the customer from a state that
+        # already held A's events (the documented cost of per-slot atomicity).
         got_fv = [decode(TransactionFeatures, v, max_bytes=1 << 20) for v in got]
         want_fv = [decode(TransactionFeatures, v, max_bytes=1 << 20) for v in want]
         differ = set()
@@ -529,3 +537,47 @@ def test_partial_commit_after_a_refused_slot_counts_each_event_once(
         assert differ <= {"customer_secs_since_last_tx", "customer_amount_zscore_30d"}
     finally:
         one.delete(*states, *vectors, *records)
+
+
+def test_reads_while_a_slot_moves_fall_back_and_follow_the_redirection(
+    cluster: LocalRedisCluster,
+) -> None:
+    """A slot half-way between two nodes (MIGRATING on its owner, IMPORTING on the target):
+    the owner's read script refuses a key it no longer holds, and that node's keys are read
+    again by slot with the ASK redirection followed; both clients return every value."""
+    rc = _cluster_client(cluster)
+    rc.flushall(target_nodes=RedisCluster.PRIMARIES)
+    keys = [f"ss:fv:{{customer_tx:R{i}}}" for i in range(60)]
+    rc.mset_nonatomic({k: f"v{i}".encode() for i, k in enumerate(keys[:-1])})
+    moving = keys[-1]  # absent: after the move it would live on the target
+    slot = rc.keyslot(moving)
+    owner = rc.get_node_from_key(moving)  # type: ignore[no-untyped-call]
+    target = next(n for n in rc.get_primaries() if n.name != owner.name)  # type: ignore[no-untyped-call]
+    src = redis.Redis(host=owner.host, port=owner.port)
+    dst = redis.Redis(host=target.host, port=target.port)
+    src_id, dst_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+    dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+    src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+    settings = Settings(redis_url=cluster.url, kafka_bootstrap="unused:9092")
+    want = [f"v{i}".encode() for i in range(59)] + [None]
+    try:
+        # The owner's script fails on the absent key of the moving slot (a real refusal).
+        with pytest.raises(redis.ResponseError, match="non local key"):
+            src.eval(
+                "#!lua flags=no-writes,allow-cross-slot-keys\nreturn redis.call('GET', ARGV[1])",
+                0,
+                moving,
+            )
+        assert get_many(make_redis(settings, timeout_s=5.0), keys) == want  # type: ignore[arg-type]
+
+        async def read_async() -> list[bytes | None]:
+            client = make_async_redis(settings, timeout_s=5.0)
+            try:
+                return await get_many_async(client, keys)  # type: ignore[arg-type]
+            finally:
+                await client.aclose()
+
+        assert asyncio.run(read_async()) == want
+    finally:
+        for node in (src, dst):
+            node.execute_command("CLUSTER SETSLOT", slot, "STABLE")

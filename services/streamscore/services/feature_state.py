@@ -30,8 +30,8 @@ A transaction, a ``WATCH`` and a script's keys must all be in one hash slot,
 and a batch touches entities on every node. Each entity's keys share one slot
 (hash tag ``{<group>:<id>}``, :mod:`streamscore.libs.features.online_layout`),
 so the batch is split by slot; the calls of all slots of one node go in one
-pipeline, the nodes in parallel (:mod:`.cluster_calls`). Three round trips,
-each to every node at once, as on one server:
+pipeline, the nodes in parallel (:mod:`.cluster_calls`). Four round trips,
+each to every node at once (one more than on one server):
 
 C1. The load script once per slot (that slot's states and dedupe records).
 C2. The caller computes, as above.
@@ -39,7 +39,11 @@ C3. A compare-and-set write script once per slot: it checks that the version
     (``ver``) of every state hash of the slot the batch read is still the one
     it computed from, and only then applies that slot's state changes and
     serving vectors (atomic per slot: ``WATCH`` without ``WATCH``). If any
-    slot refuses, the batch is recomputed from fresh state.
+    slot refuses, the batch is recomputed from fresh state. It goes in two
+    rounds when the batch spans slots: C3a the same script with no writes
+    (checks only; a refusal leaves nothing written, as on one server), then
+    C3b with the writes. A writer that lands between C3a and C3b (a round
+    trip, instead of the whole computation) still refuses C3b on its slot.
 C4. Only then the dedupe records (``SET ... EX``; each in its event id's slot).
 
 Atomicity is per slot, not per batch. What that costs, and why it stays
@@ -47,15 +51,16 @@ correct: the records are written after every state (C4 after C3), so a crash
 in between leaves states without records; the redelivered events are then
 recomputed, and each entity's window engine ignores an event id it already
 holds (``dedupe`` on the events input), so no aggregate counts an event twice.
-The same holds when C3 is refused on one slot after others were applied
-(another processor wrote a shared entity meanwhile): the recomputation finds
-the event already in the applied entities. The feature values of such an
+The same holds when C3b is refused on one slot after others were applied
+(another processor wrote a shared entity between C3a and C3b): the
+recomputation finds the event already in the applied entities. The feature values of such an
 event are then read from state that already holds it: its reads of the
 entity's history before the event (time since the previous event, z-score
 against the window) differ from a single-server run, its counts and sums do
 not (``test_redis_cluster.py`` pins both). Without concurrent writers to one
 entity (one processor per stream, or entities keyed like the topic) C3 is
-never refused and results equal a single server's.
+never refused, and a writer during the computation is caught by C3a: the
+results equal a single server's then.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import NoScriptError, WatchError
 
-from streamscore.services.cluster_calls import Call, send_async
+from streamscore.services.cluster_calls import Call, hash_slot, send_async
 
 _LOAD = """
 local n = tonumber(ARGV[1])
@@ -245,14 +250,17 @@ class FeatureStateStore(Generic[S]):
         compute: Callable[[dict[str, S], dict[str, bytes | None]], tuple[Writes, T]],
     ) -> T:
         """:meth:`transact` on Redis Cluster (steps C1 to C4 of the module doc)."""
-        slot_of = {k: client.keyslot(k) for k in (*keys, *records)}
+        slot_of = {k: hash_slot(k) for k in (*keys, *records)}
         for _ in range(self.max_attempts):
             try:
                 states, versions, loaded = await self._load_cluster(client, keys, records, slot_of)
                 writes, result = compute(states, loaded)  # C2
-                if await self._write_cluster(
-                    client, writes, versions, records=records, slot_of=slot_of
-                ):
+                record_set = set(records)
+                per_slot = self._per_slot(writes, versions, record_set, slot_of)
+                record_writes = {k: v for k, v in writes.strings.items() if k in record_set}
+                # C3a only when the batch spans slots (one slot's C3b checks it all at once).
+                checked = len(per_slot) < 2 or await self._check_cluster(client, per_slot, versions)
+                if checked and await self._write_cluster(client, per_slot, versions, record_writes):
                     self._remember(keys, states, versions, writes)
                     return result
                 self.conflicts += 1  # a slot's versions moved: recompute everything
@@ -307,31 +315,66 @@ class FeatureStateStore(Generic[S]):
                 states[k] = self.decode(k, fields)
         return states, versions, {k: raw[k] for k in records}
 
-    async def _write_cluster(
-        self,
-        client: AsyncRedisCluster,
+    @staticmethod
+    def _per_slot(
         writes: Writes,
         versions: dict[str, int],
-        *,
-        records: list[str],
+        records: set[str],
         slot_of: dict[str, int],
-    ) -> bool:
-        """C3 then C4; ``False`` if a slot's compare-and-set refused (nothing of it written)."""
-        record_set = set(records)
+    ) -> dict[int, tuple[list[str], Writes]]:
+        """Per slot: the state keys read there (versions to check) and the writes there."""
         per_slot: dict[int, tuple[list[str], Writes]] = {}
 
         def of(slot: int) -> tuple[list[str], Writes]:
             return per_slot.setdefault(slot, ([], Writes()))
 
-        for k in versions:  # every state read (its version is checked)
+        for k in versions:
             of(slot_of[k])[0].append(k)
         for k, h in writes.hashes.items():
             of(slot_of[k])[1].hashes[k] = h
         for k, v in writes.strings.items():
-            if k not in record_set:
-                of(client.keyslot(k))[1].strings[k] = v
+            if k not in records:
+                of(hash_slot(k))[1].strings[k] = v
+        return per_slot
+
+    async def _check_cluster(
+        self,
+        client: AsyncRedisCluster,
+        per_slot: dict[int, tuple[list[str], Writes]],
+        versions: dict[str, int],
+    ) -> bool:
+        """C3a: every slot's versions still current? (The write script with no writes.)"""
         calls: list[Call] = []
-        for slot, (checked, w) in per_slot.items():  # C3: state and serving vectors, per slot
+        for slot, (checked, _) in per_slot.items():
+            if checked:
+                wkeys, blob = _write_args(Writes(), checked)
+                expected = [str(versions[k]) for k in checked]
+                calls.append(
+                    (
+                        slot,
+                        (
+                            "EVALSHA",
+                            _WRITE_CAS_SHA,
+                            len(wkeys),
+                            *wkeys,
+                            len(checked),
+                            *expected,
+                            blob,
+                        ),
+                    )
+                )
+        return _all_applied(await send_async(client, calls))
+
+    async def _write_cluster(
+        self,
+        client: AsyncRedisCluster,
+        per_slot: dict[int, tuple[list[str], Writes]],
+        versions: dict[str, int],
+        record_writes: dict[str, tuple[bytes, int]],
+    ) -> bool:
+        """C3b then C4; ``False`` if a slot's compare-and-set refused (nothing of it written)."""
+        calls: list[Call] = []
+        for slot, (checked, w) in per_slot.items():  # C3b: state and serving vectors
             if not (w.hashes or w.strings):
                 continue
             wkeys, blob = _write_args(w, checked)
@@ -340,16 +383,11 @@ class FeatureStateStore(Generic[S]):
             calls.append(
                 (slot, ("EVALSHA", _WRITE_CAS_SHA, n, *wkeys, len(checked), *expected, blob))
             )
-        replies = await send_async(client, calls)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        if any(int(r) < 0 for r in replies):
+        if not _all_applied(await send_async(client, calls)):
             return False
         calls = [  # C4: dedupe records, last
-            (client.keyslot(k), ("SET", k, value, "EX", ttl))
-            for k, (value, ttl) in writes.strings.items()
-            if k in record_set
+            (hash_slot(k), ("SET", k, value, "EX", ttl))
+            for k, (value, ttl) in record_writes.items()
         ]
         for reply in await send_async(client, calls):
             if isinstance(reply, Exception):
@@ -430,6 +468,14 @@ def _write_args(writes: Writes, base: Sequence[str] = ()) -> tuple[list[str], by
         b = a if isinstance(a, bytes) else str(a).encode()
         parts += (_LEN.pack(len(b)), b)
     return keys, b"".join(parts)
+
+
+def _all_applied(replies: list[Any]) -> bool:
+    """Whether no compare-and-set call refused (a reply error is raised)."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return all(int(r) >= 0 for r in replies)
 
 
 def _pairs(flat: list[bytes] | None) -> Raw:

@@ -17,9 +17,9 @@ How one read works:
 2. Fetch them with ONE ``MGET``: one network round trip whatever the batch
    size. (On Redis Cluster the keys of different entities hash to different
    slots and a single ``MGET`` fails with ``CROSSSLOT``: the client is a
-   ``RedisCluster`` there, and the fetch sends one ``MGET`` per slot, the
-   slots of one node in one pipeline, the nodes in parallel
-   (:mod:`.cluster_calls`): still one round trip.
+   ``RedisCluster`` there, and the fetch sends one read script per node, the
+   nodes in parallel, falling back to one ``MGET`` per slot for a node that
+   refuses it (:func:`.cluster_calls.get_many`): still one round trip.
    :meth:`OnlineFeatureClient._fetch` is the only place that differs.)
 3. Decode each group at once with numpy: the blobs of the expected length are
    joined into one buffer; their header bytes are compared in one operation
@@ -86,7 +86,7 @@ from streamscore.libs.features.online_layout import (
     vector_key,
 )
 from streamscore.libs.features.spec import FeatureGroup
-from streamscore.services.cluster_calls import Call, send, send_async
+from streamscore.services.cluster_calls import get_many, get_many_async
 
 #: Status codes of :attr:`OnlineRead.status_codes`, indexing this tuple.
 STATUSES: Final[tuple[FeatureStatus, ...]] = ("PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE", "ERROR")
@@ -446,28 +446,6 @@ class _Reader:
         return result
 
 
-def _by_slot(
-    client: RedisCluster | AsyncRedisCluster, keys: list[str]
-) -> tuple[list[Call], list[list[int]]]:
-    """One ``MGET`` per hash slot, and the positions in ``keys`` of each one's keys."""
-    slots: dict[int, list[int]] = {}
-    for i, k in enumerate(keys):
-        slots.setdefault(client.keyslot(k), []).append(i)
-    calls: list[Call] = [(slot, ("MGET", *(keys[i] for i in idx))) for slot, idx in slots.items()]
-    return calls, list(slots.values())
-
-
-def _scatter(replies: list[Any], order: list[list[int]], n: int) -> list[bytes | None]:
-    """The ``MGET`` replies back in key order; a reply error is raised (the store failed)."""
-    out: list[bytes | None] = [None] * n
-    for reply, idx in zip(replies, order, strict=True):
-        if isinstance(reply, Exception):
-            raise reply
-        for i, blob in zip(idx, reply, strict=True):
-            out[i] = blob
-    return out
-
-
 class OnlineFeatureClient(_Reader):
     """Reads a batch's serving vectors of ``groups`` with one ``MGET`` (redis-py).
 
@@ -509,12 +487,11 @@ class OnlineFeatureClient(_Reader):
         return self.read(self._rows(rows), now_s=now_s)
 
     def _fetch(self, keys: list[str]) -> list[bytes | None]:
-        """Step 2: one ``MGET``; on Redis Cluster one per slot, pipelined per node."""
+        """Step 2: one ``MGET``; on Redis Cluster one read per node, in parallel."""
         if not keys:
             return []  # MGET needs at least one key
         if isinstance(self._redis, RedisCluster):
-            calls, order = _by_slot(self._redis, keys)
-            return _scatter(send(self._redis, calls), order, len(keys))
+            return get_many(self._redis, keys)
         return cast(list[bytes | None], self._redis.mget(keys))
 
 
@@ -553,10 +530,9 @@ class AsyncOnlineFeatureClient(_Reader):
         return await self.read(self._rows(rows), now_s=now_s)
 
     async def _fetch(self, keys: list[str]) -> list[bytes | None]:
-        """Step 2: one ``MGET``; on Redis Cluster one per slot, pipelined per node."""
+        """Step 2: one ``MGET``; on Redis Cluster one read per node, in parallel."""
         if not keys:
             return []
         if isinstance(self._redis, AsyncRedisCluster):
-            calls, order = _by_slot(self._redis, keys)
-            return _scatter(await send_async(self._redis, calls), order, len(keys))
+            return await get_many_async(self._redis, keys)
         return cast(list[bytes | None], await self._redis.mget(keys))
