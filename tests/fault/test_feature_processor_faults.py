@@ -14,6 +14,8 @@ Scenarios, each on transactions replayed at a steady pace:
 * Two processors in one consumer group (they split the partitions; terminals
   are shared, so their Redis transactions really conflict), one killed with
   SIGKILL mid-stream: the survivor takes its partitions over.
+* One processor killed with SIGKILL again and again while the events come in,
+  restarted at once each time (a supervisor's job).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -253,5 +256,41 @@ def test_two_processors_one_killed(
         for p in procs:
             stop(p)
     print(f"two processors, one killed: {figures}")
+    assert figures["lost"] == 0 and figures["conflicting"] == 0
+    _verify(stack_settings, prefix, len(events))
+
+
+def test_processor_sigkill_repeated(
+    stack_settings: Settings, own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    bootstrap = endpoints(stack_settings).kafka_bootstrap
+    events, labels = _world(12)
+    prefix = _topics(stack_settings)
+    _label_and_wait(prefix, labels, stack_settings)
+    log = tmp_path / "processor.log"
+    procs = [_processor(prefix, own_redis.url, bootstrap, log)]
+    producer = make_producer(stack_settings, client_id="fault-feed")
+    feed = threading.Thread(
+        target=publish,
+        args=(events, producer),
+        kwargs={"topic_prefix": prefix, "speedup": SPEEDUP / 4, "progress": lambda _: None},
+    )
+    kills = 0
+    try:
+        time.sleep(4)
+        feed.start()
+        while feed.is_alive() or kills < 3:
+            time.sleep(3.0)
+            procs[-1].send_signal(signal.SIGKILL)
+            procs[-1].wait()
+            kills += 1
+            procs.append(_processor(prefix, own_redis.url, bootstrap, log))
+        feed.join()
+        figures = _oracle(bootstrap, prefix, {e.event.event_id for e in events})
+        assert procs[-1].poll() is None, log.read_text()[-3000:]
+    finally:
+        for p in procs:
+            stop(p)
+    print(f"processor SIGKILL x{kills}: {figures}")
     assert figures["lost"] == 0 and figures["conflicting"] == 0
     _verify(stack_settings, prefix, len(events))
