@@ -61,12 +61,12 @@ from streamscore.libs.features.compute import FeatureInputError, check_finite, e
 from streamscore.libs.features.definitions import groups
 from streamscore.libs.policy.spec import Policy, PolicyError
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
-from streamscore.libs.security import kafka_security_config, redis_security_options
+from streamscore.libs.security import kafka_security_config
 from streamscore.libs.topics import STREAMS
 from streamscore.services.api.store_guard import StoreGuard
 from streamscore.services.async_delivery import AsyncDelivery, DeliveryError
 from streamscore.services.capacity import RedisCapacity
-from streamscore.services.clients import endpoints, make_redis
+from streamscore.services.clients import endpoints, make_async_redis, make_redis
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import FeatureStateStore
 from streamscore.services.metrics import ApiMetrics, DecisionMetrics
@@ -359,15 +359,8 @@ def build_sync_scoring(
     instead of holding them. ``store_timeout_s`` bounds each socket operation
     of the other Redis calls.
     """
-    import redis.asyncio as aioredis  # noqa: PLC0415
-
     ep = endpoints(settings)
-    client = aioredis.Redis.from_url(
-        ep.redis_url,
-        socket_timeout=store_timeout_s,
-        socket_connect_timeout=store_timeout_s,
-        **redis_security_options(settings, ep.redis_url),
-    )
+    client = make_async_redis(settings, timeout_s=store_timeout_s)  # a cluster URL: a cluster
     state = FeatureStateStore(client, decode_state)
     policies = PolicyStore(make_redis(settings))
     models_store = ModelStore(policies.client)
