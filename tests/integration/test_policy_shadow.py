@@ -16,7 +16,7 @@ from streamscore.libs.config import Settings
 from streamscore.services.api.app import create_app
 from streamscore.services.api.auth import issue_token
 from streamscore.services.metrics import DecisionMetrics
-from streamscore.services.policy_store import PolicyStore
+from streamscore.services.policy_store import SHADOW_KEY, PolicyStore
 from streamscore.services.scorer import REPO_POLICIES, Scorer, default_policy
 from tests.integration.test_policy_refresh import Constant, _batch, _decisions
 
@@ -66,7 +66,7 @@ def test_scorer_counts_shadow_agreement_and_keeps_the_active_decisions(
     assert count("step_up", "step_up") == 10 and scorer.shadow is None
     # 5. A shadow document for another stream is refused by the scorer (and counted).
     store.client.set(
-        f"{store.ns}:policy:transactions:shadow",
+        SHADOW_KEY.format(ns=store.ns, stream="transactions"),
         msgspec.json.encode(msgspec.structs.replace(base, version="x", stream="logins")),
     )
     scorer.handle(_batch(5, 5))

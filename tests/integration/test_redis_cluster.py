@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import numpy as np
 import pytest
 import redis
@@ -68,6 +69,8 @@ from streamscore.services.feature_state import FeatureStateStore, Raw, Writes
 from streamscore.services.join_state import RedisJoinState
 from streamscore.services.monitor_state import MonitorStore
 from streamscore.services.online_features import AsyncOnlineFeatureClient, OnlineFeatureClient
+from streamscore.services.policy_store import PolicyStore
+from streamscore.services.scorer import default_policy
 from streamscore.services.sim_producer import publish
 from streamscore.services.stack.redis_cluster import LocalRedisCluster
 from streamscore.services.topics_admin import create_topics
@@ -581,3 +584,14 @@ def test_reads_while_a_slot_moves_fall_back_and_follow_the_redirection(
     finally:
         for node in (src, dst):
             node.execute_command("CLUSTER SETSLOT", slot, "STABLE")
+
+
+def test_policy_store_activates_and_rolls_back_on_cluster(cluster: LocalRedisCluster) -> None:
+    store = PolicyStore(cast(redis.Redis, _cluster_client(cluster)), namespace="it-cluster")
+    base = default_policy("transactions")
+    store.activate(base)  # history push + active set: one transaction, one slot
+    newer = msgspec.structs.replace(base, version=f"{base.version}-2")
+    store.activate(newer)
+    active = store.active("transactions")
+    assert active is not None and active.version == newer.version
+    assert [p.version for p in store.history("transactions")][:2] == [newer.version, base.version]

@@ -16,9 +16,11 @@ import redis
 
 from streamscore.libs.policy.spec import Policy, PolicyError, load_policy, validate
 
-HISTORY_KEY = "{ns}:policy:{stream}:history"
-ACTIVE_KEY = "{ns}:policy:{stream}:active"
-SHADOW_KEY = "{ns}:policy:{stream}:shadow"
+# The stream is a hash tag: a stream's keys share one Redis Cluster slot, so the
+# activation (history push + active set) stays one transaction there too.
+HISTORY_KEY = "{ns}:policy:{{{stream}}}:history"
+ACTIVE_KEY = "{ns}:policy:{{{stream}}}:active"
+SHADOW_KEY = "{ns}:policy:{{{stream}}}:shadow"
 MAX_HISTORY = 100
 
 
