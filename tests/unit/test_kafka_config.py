@@ -29,3 +29,14 @@ def test_librdkafka_accepts_every_setting() -> None:
     # librdkafka rejects unknown or ill-typed properties at construction.
     Producer(producer_config("127.0.0.1:1", client_id="t", transactional_id="tx-1"))
     Consumer(consumer_config("127.0.0.1:1", group_id="g")).close()
+
+
+def test_assignment_strategy_chosen_per_consumer() -> None:
+    # Cooperative-sticky by default; "range" for consumers of co-partitioned topics
+    # (the fused pipeline), which cooperative-sticky does not split per topic.
+    assert consumer_config("127.0.0.1:1", group_id="g")["partition.assignment.strategy"] == (
+        "cooperative-sticky"
+    )
+    cfg = consumer_config("127.0.0.1:1", group_id="g", assignment_strategy="range")
+    assert cfg["partition.assignment.strategy"] == "range"
+    Consumer(cfg).close()

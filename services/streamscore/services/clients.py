@@ -27,6 +27,7 @@ from redis.cluster import RedisCluster
 
 from streamscore.libs.config import Settings
 from streamscore.libs.kafka_config import (
+    AssignmentStrategy,
     IsolationLevel,
     OffsetReset,
     admin_config,
@@ -97,14 +98,20 @@ def make_consumer(
     client_id: str = "streamscore",
     auto_offset_reset: OffsetReset = "earliest",
     isolation_level: IsolationLevel = "read_committed",
+    assignment_strategy: AssignmentStrategy = "cooperative-sticky",
 ) -> Consumer:
-    """A consumer that never auto-commits (the service commits after its work is acked)."""
+    """A consumer that never auto-commits (the service commits after its work is acked).
+
+    ``assignment_strategy="range"`` for a consumer of several co-partitioned
+    topics (see :func:`streamscore.libs.kafka_config.consumer_config`, item 5).
+    """
     cfg = consumer_config(
         endpoints(settings).kafka_bootstrap,
         group_id=group_id,
         client_id=client_id,
         auto_offset_reset=auto_offset_reset,
         isolation_level=isolation_level,
+        assignment_strategy=assignment_strategy,
         security=kafka_security_config(settings),
     )
     return Consumer(cfg)

@@ -87,6 +87,7 @@ class FusedHandler:
         ]
         backoff = 0.05
         t0 = time.perf_counter()
+        conflicts = fp.store.conflicts
         while True:  # step 2; nothing is acknowledged while Redis is away
             try:
                 records, stats = self.loop.run_until_complete(fp.process(msgs))
@@ -103,6 +104,8 @@ class FusedHandler:
                 time.perf_counter() - t0
             )
         if self.metrics is not None:
+            # Recomputations because another process wrote the same entities.
+            self.metrics.conflicts.labels(fp.stream).inc(fp.store.conflicts - conflicts)
             for outcome, n in stats.events.items():
                 self.metrics.events.labels(fp.stream, outcome).inc(n)
             for outcome, n in stats.labels.items():
@@ -195,8 +198,14 @@ def run_pipeline(
         topic_prefix=topic_prefix,
         emit_features=emit_features,
     )
+    # Events and labels are co-partitioned: "range" splits each topic over the
+    # group (cooperative-sticky balanced only the partition count, and gave one
+    # member all event partitions, another all label partitions).
     consumer = make_consumer(
-        settings, group_id=f"{topic_prefix}streamscore-pipeline-{stream}", client_id=SERVICE
+        settings,
+        group_id=f"{topic_prefix}streamscore-pipeline-{stream}",
+        client_id=SERVICE,
+        assignment_strategy="range",
     )
     consumer.subscribe(list(handler.features.topics))
     processor = StreamProcessor(
