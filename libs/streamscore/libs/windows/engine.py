@@ -142,8 +142,14 @@ class EntityWindows:
         oldest = (self.watermark - self.config.horizon_us) // self.config.tile_us
         if oldest <= self._oldest:
             return
-        self._oldest = oldest
-        for k in [k for k in self.live if k < oldest]:
+        before, self._oldest = self._oldest, oldest
+        # The tiles to drop lie in [before, oldest): walk that range when it is shorter than
+        # the live set (the usual step of a tile or a few), else scan the live set.
+        if oldest - before < len(self.live):
+            gone = [k for k in range(before, oldest) if k in self.live]
+        else:
+            gone = [k for k in self.live if k < oldest]
+        for k in gone:
             self.live.discard(k)
             self.dirty.discard(k)
             self.evicted.add(k)
