@@ -165,6 +165,7 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
     from dataclasses import replace  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
+    from streamscore.libs.rollout.progression import Plan  # noqa: PLC0415
     from streamscore.libs.training.params import XGBParams  # noqa: PLC0415
     from streamscore.libs.training.triggers import TriggerPolicy  # noqa: PLC0415
     from streamscore.services.retrainer import (  # noqa: PLC0415
@@ -196,6 +197,16 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
         mode=args.mode,
         canary_share=args.canary_share,
         auto_promote=args.auto_promote,
+        plan=Plan(
+            shadow_events=args.shadow_events,
+            canary_events=args.canary_events,
+            canary_share=args.canary_share,
+            promote=args.promote,
+            max_score_ks=args.max_score_ks,
+            max_rate_shift=args.max_rate_shift,
+        )
+        if args.progress
+        else None,
         by=args.by,
         topic_prefix=args.topic_prefix,
         offset_reset=args.offset_reset,
@@ -242,7 +253,27 @@ def add_retrainer_command(sub: Any) -> None:
     r.add_argument("--mode", choices=["shadow", "canary"], default="shadow")
     r.add_argument("--canary-share", type=float, default=0.05)
     r.add_argument(
-        "--auto-promote", action="store_true", help="promote to champion without approval"
+        "--auto-promote", action="store_true", help="straight to champion (no shadow, no canary)"
+    )
+    r.add_argument(
+        "--progress",
+        action="store_true",
+        help="the challenger moves on by itself in the scorers: shadow -> canary -> champion",
+    )
+    r.add_argument("--shadow-events", type=int, default=2000, help="clean shadow decisions")
+    r.add_argument("--canary-events", type=int, default=2000, help="clean canary decisions")
+    r.add_argument(
+        "--promote",
+        choices=["approval", "auto"],
+        default="approval",
+        help="after a clean canary: wait for `model promote` (approval) or promote (auto)",
+    )
+    r.add_argument("--max-score-ks", type=float, default=None, help="shadow score KS bound")
+    r.add_argument(
+        "--max-rate-shift",
+        type=float,
+        default=None,
+        help="this challenger's bound on an outcome's rate shift (default: the scorers' 0.05)",
     )
     r.add_argument("--by", default="retrainer", help="who the audit names")
     r.add_argument("--topic-prefix", default="", help="namespace of topics, group and state")

@@ -39,6 +39,7 @@ import redis
 
 from streamscore.libs.model.reasons import TreeReasons
 from streamscore.libs.model.session import ScoringSession
+from streamscore.libs.rollout.progression import Plan
 from streamscore.libs.topics import STREAMS
 from streamscore.services.model_loader import ModelRefused, open_model
 
@@ -78,12 +79,18 @@ class Challenger(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     ref: ModelRef
     mode: RolloutMode
     share: float
+    #: How it moves on by itself (:mod:`streamscore.libs.rollout.progression`); ``None``:
+    #: it stays where it is until an operator moves it.
+    plan: Plan | None = None
+    #: Its canary passed and it awaits an operator's approval (plan ``promote: approval``).
+    ready: bool = False
 
 
 class ChallengerEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """One line of the challenger log: ``set``, ``cleared`` or ``promoted``."""
+    """One line of the challenger log: ``set``, ``advanced`` (shadow → canary by its plan),
+    ``ready`` (canary passed, awaiting approval), ``cleared`` or ``promoted``."""
 
-    action: Literal["set", "cleared", "promoted"]
+    action: Literal["set", "advanced", "ready", "cleared", "promoted"]
     challenger: Challenger
     at: datetime
     by: str
@@ -257,8 +264,11 @@ class ModelStore:
         share: float,
         by: str,
         reason: str,
+        plan: Plan | None = None,
     ) -> ModelRef:
         """Make the model folder at ``folder`` the challenger of ``stream``; returns its reference.
+
+        ``plan``: how it progresses by itself (``None``: an operator moves it).
 
         1. ``mode`` is ``shadow`` or ``canary``; ``share`` is in [0, 1]
            (:class:`ModelStoreError` otherwise).
@@ -288,7 +298,7 @@ class ModelStore:
         current = self.active(stream)
         if current is not None and current.version == ref.version:
             raise ModelStoreError(f"{stream}: {ref.version} is the active model already")
-        entry = Challenger(ref=ref, mode=mode, share=float(share))
+        entry = Challenger(ref=ref, mode=mode, share=float(share), plan=plan)
         pipe = self.client.pipeline(transaction=True)  # 4.
         pipe.set(key, msgspec.json.encode(entry))
         self._log(
@@ -341,6 +351,63 @@ class ModelStore:
                     self._log(pipe, stream, event)
                     pipe.execute()
                     return current
+                except redis.WatchError:
+                    continue  # changed between the read and the write: read again
+
+    def update_challenger(
+        self,
+        stream: str,
+        *,
+        version: str,
+        expect_mode: RolloutMode,
+        action: Literal["advanced", "ready"],
+        by: str,
+        reason: str,
+        mode: RolloutMode | None = None,
+        share: float | None = None,
+        ready: bool | None = None,
+    ) -> Challenger | None:
+        """Move the challenger along its plan; returns the new entry (``None``: not applied).
+
+        Compare and set under WATCH, like :meth:`clear_challenger`: applied only while
+        the challenger is still ``version`` in ``expect_mode`` (and, for ``ready``, not
+        ready yet), so of several scorers deciding the same move exactly one applies
+        and logs it. The reference is unchanged (no reload in the scorers; a new mode
+        or share restarts their windows).
+        """
+        key, _ = self._challenger_keys(stream)
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.get(key)
+                    current = None if raw is None else _decode_challenger(raw)  # type: ignore[arg-type]
+                    if (
+                        current is None
+                        or current.ref.version != version
+                        or current.mode != expect_mode
+                        or (action == "ready" and current.ready)
+                    ):
+                        pipe.unwatch()
+                        return None
+                    entry = msgspec.structs.replace(
+                        current,
+                        mode=mode if mode is not None else current.mode,
+                        share=float(share) if share is not None else current.share,
+                        ready=ready if ready is not None else current.ready,
+                    )
+                    pipe.multi()
+                    pipe.set(key, msgspec.json.encode(entry))
+                    event = ChallengerEvent(
+                        action=action,
+                        challenger=entry,
+                        at=datetime.now(tz=UTC),
+                        by=by,
+                        reason=reason,
+                    )
+                    self._log(pipe, stream, event)
+                    pipe.execute()
+                    return entry
                 except redis.WatchError:
                     continue  # changed between the read and the write: read again
 

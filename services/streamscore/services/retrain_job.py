@@ -16,6 +16,7 @@ from pathlib import Path
 from streamscore.libs.config import Settings
 from streamscore.libs.kafka_config import OffsetReset
 from streamscore.libs.labels.dataset import files as dataset_files
+from streamscore.libs.rollout.progression import Plan
 from streamscore.libs.training.params import XGBParams
 from streamscore.libs.training.split import DelaySplit
 from streamscore.libs.training.triggers import TriggerPolicy
@@ -44,7 +45,11 @@ class RetrainerConfig:
     #: The rollout stage a new challenger starts in.
     mode: RolloutMode = "shadow"
     canary_share: float = 0.05
+    #: Straight to champion after the gate (no shadow, no canary).
     auto_promote: bool = False
+    #: How the challenger moves on by itself in the scorers (shadow → canary → champion
+    #: or approval; :mod:`streamscore.libs.rollout.progression`); ``None``: it stays.
+    plan: Plan | None = None
     by: str = "retrainer"
     topic_prefix: str = ""
     offset_reset: OffsetReset = "earliest"
@@ -167,7 +172,7 @@ def retrain_once(
     try:  # 3. hand over to serving
         share = cfg.canary_share if cfg.mode == "canary" else 0.0
         store.set_challenger(
-            stream, result.model_dir, mode=cfg.mode, share=share, by=by, reason=why
+            stream, result.model_dir, mode=cfg.mode, share=share, by=by, reason=why, plan=cfg.plan
         )
         if cfg.auto_promote:
             promote_champion(

@@ -21,7 +21,11 @@ stream time), and when they say so:
 3. **Hand over** to serving: :meth:`ModelStore.set_challenger` (mode
    ``shadow`` or ``canary`` with ``--canary-share``); scorers pick it up between
    batches. Promotion to champion is an explicit approval
-   (``streamscore model promote``) unless ``--auto-promote``.
+   (``streamscore model promote``) unless ``--auto-promote`` (straight to
+   champion). With a progression plan (``--progress``) the challenger moves
+   shadow → canary → champion (``--promote auto``) or to *ready* (approval)
+   by itself in the scorers (:mod:`.rollout`), and the retrainer mirrors those
+   moves of the model store on the registry's aliases (:mod:`.alias_sync`).
 
 A ``rollback`` alert of the scorers' canary judge (``alerts.drift``) removes the
 rolled-back model's ``challenger`` / ``canary`` / ``shadow`` aliases in the
@@ -131,6 +135,8 @@ class Retrainer:
         self._job: threading.Thread | None = None
         self._result: Outcome | None = None
         self._last_decision: tuple[tuple[str, ...], str] = ((), "")
+        self._synced: tuple[object, ...] | None = None
+        self._sync_at = 0.0
         if metrics is not None:  # the series exist from the start, not from the first change
             metrics.running.labels(cfg.stream).set(0)
             metrics.new_examples.labels(cfg.stream).set(self.state.triggers.new_examples)
@@ -220,6 +226,30 @@ class Retrainer:
             self.state.rollbacks.remove([model_version, why])
             self.save()
         return cleared
+
+    def sync_aliases(self, every_s: float = 2.0) -> int:
+        """Mirror the model store's challenger and champion on the registry's aliases
+        (:func:`~streamscore.services.alias_sync.sync_aliases`), at most every ``every_s``
+        and only when what the store says changed; returns the alias moves made."""
+        now = time.monotonic()
+        if now - self._sync_at < every_s:
+            return 0
+        self._sync_at = now
+        ch, active = self.store.challenger(self.cfg.stream), self.store.active(self.cfg.stream)
+        seen = (
+            None if ch is None else (ch.ref.version, ch.mode),
+            None if active is None else active.version,
+        )
+        if seen == self._synced:
+            return 0
+        from streamscore.services.alias_sync import sync_aliases  # noqa: PLC0415
+        from streamscore.services.model_registry import ModelRegistry  # noqa: PLC0415
+
+        moves = sync_aliases(ModelRegistry.open(self.settings), self.store, self.cfg.stream)
+        self._synced = seen
+        for m in moves:
+            log.info("%s: registry %s", self.cfg.stream, m.line())
+        return len(moves)
 
     # Trainings -----------------------------------------------------------------------------
 
@@ -324,6 +354,8 @@ def run_retrainer(
                 r.save()
                 consumer.commit(offsets=r.offsets(), asynchronous=False)  # step 3
             r.apply_rollbacks()
+            if r.stats.outcomes or r.state.last:  # a registry exists once it trained
+                r.sync_aliases()
             r.maybe_finish()
             r.maybe_start()
     finally:

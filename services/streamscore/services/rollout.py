@@ -30,15 +30,30 @@ the version) lets exactly one remove it, and only that one alerts and counts
 the labelled precision bound: labels mature weeks later, outside any window
 (the "late rollback" re-judgement is not built; :func:`judge` takes labelled
 figures when a caller has them).
+
+**Progression** (a challenger with a :class:`~streamscore.libs.rollout.progression.Plan`)
+is applied here too, at each judgement, because this is where the evidence is:
+the two cohorts' windows, the challenger's decision count since it entered its
+mode and (in shadow) both models' scores on the same events. The retrainer,
+which sets challengers, sees none of it, and a separate ``rollout`` service
+would need the shadow topic, the decision topic and per-event pairing to
+rebuild what the scorer holds already. A shadow that breaks a bound (or the
+plan's score KS bound) is rejected exactly as a bad canary is rolled back
+(compare-and-delete, alert kind ``rollback``, counted); a clean shadow moves
+to canary, a clean canary to champion (plan ``promote: auto``) or to
+``ready`` (awaiting ``streamscore model promote``). Every move is a
+compare-and-set in the model store, so one scorer applies it and its log
+line says who (``rollout-progression``), when and why; the retrainer mirrors
+the moves on the MLflow aliases (:meth:`~streamscore.services.retrainer.Retrainer.sync_aliases`).
+Progression only goes forward while the scorer is fed: no traffic, no move.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,11 +63,13 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-from streamscore.libs.contracts.alerts import Change, DriftAlert
+from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.decisions import Decision
 from streamscore.libs.contracts.features import FeatureVector
 from streamscore.libs.model.safety import ModelRefused
-from streamscore.libs.rollout.judge import Bounds, Breach, Verdict, judge
+from streamscore.libs.rollout.judge import Bounds, Verdict, judge
+from streamscore.libs.rollout.progression import Step, progress
+from streamscore.libs.rollout.report import ks_statistic
 from streamscore.libs.rollout.routing import canary_mask
 from streamscore.libs.rollout.window import CohortWindow
 from streamscore.libs.scoring.decide import Explainer, ScoredBatch, ScoreModel
@@ -65,6 +82,7 @@ from streamscore.services.model_store import (
     ModelStoreError,
     load_reference,
 )
+from streamscore.services.rollout_moves import apply_step, rollback_alert
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +97,10 @@ DecideFn = Callable[
 ]
 #: ``roll_back(challenger, verdict)``: remove it from the store; whether this call removed it.
 RollBackFn = Callable[[Challenger, Verdict], bool]
+#: ``advance(challenger, step)``: apply a progression move in the store; whether it applied.
+AdvanceFn = Callable[[Challenger, Step], bool]
+#: Scores kept per cohort for the shadow's KS distance.
+KS_SAMPLE = 5000
 
 
 class TimedModel:
@@ -152,56 +174,6 @@ def merge(mask: Sequence[bool], canary: ScoredBatch, rest: ScoredBatch) -> Score
     )
 
 
-def _alert_id(stream: str, challenger: Challenger) -> str:
-    """One id per rolled-back challenger (a re-published alert keeps it)."""
-    ref = challenger.ref
-    seed = f"{stream}|{ref.version}|{ref.onnx_sha256}|{ref.promoted_at.isoformat()}"
-    return "rollback-" + hashlib.blake2b(seed.encode(), digest_size=12).hexdigest()
-
-
-def _change(b: Breach, *, since: datetime, now: datetime, events: tuple[int, int]) -> Change:
-    return Change(
-        segment="all",
-        signal=b.reason,
-        feature=b.signal if b.reason == "decision_rate" else None,
-        detector="canary_judge",
-        first_evidence_at=since,
-        confirmed_at=now,
-        effect_sds=round(b.z, 4) if b.z is not None and math.isfinite(b.z) else 0.0,
-        statistic=round(b.z if b.z is not None else b.challenger / max(b.champion, 1e-9), 4),
-        evidence_events=events[0],
-        baseline_events=events[1],
-        mean=b.challenger,
-        baseline_mean=b.champion,
-    )
-
-
-def rollback_alert(
-    stream: str,
-    challenger: Challenger,
-    verdict: Verdict,
-    *,
-    events: tuple[int, int],
-    now: datetime,
-) -> DriftAlert:
-    """The ``alerts.drift`` record of a rollback (``kind`` rollback, drift_alert v2)."""
-    since = challenger.ref.promoted_at
-    head, *rest = verdict.breaches
-    first = _change(head, since=since, now=now, events=events)
-    reason = f"canary {challenger.ref.version} rolled back: {verdict.describe()}"
-    return DriftAlert(
-        alert_id=_alert_id(stream, challenger),
-        kind="rollback",
-        stream=stream,
-        baseline_lag_s=0,
-        related=[_change(b, since=since, now=now, events=events) for b in rest][:64],
-        model_version=challenger.ref.version,
-        reason=reason[:512],
-        raised_at=now,
-        **{f: getattr(first, f) for f in first.__struct_fields__},
-    )
-
-
 class ChallengerRunner:
     """The challenger side of one scorer (see the module docstring)."""
 
@@ -218,6 +190,7 @@ class ChallengerRunner:
         window: int = 5000,
         judge_every_s: float = 5.0,
         roll_back: RollBackFn | None = None,
+        advance: AdvanceFn | None = None,
     ) -> None:
         self.stream = stream
         self.key_field = key_field
@@ -238,6 +211,14 @@ class ChallengerRunner:
         self.windows = {CHAMPION: CohortWindow(window), CHALLENGER: CohortWindow(window)}
         self.errors: Counter[str] = Counter()
         self.verdicts: list[Verdict] = []
+        self._advance = advance
+        #: Challenger decisions since it entered its current mode (progression's count).
+        self.decided = 0
+        self._scores: dict[str, deque[float]] = {
+            r: deque(maxlen=KS_SAMPLE) for r in (CHAMPION, CHALLENGER)
+        }
+        #: Progression moves applied by this process (newest last).
+        self.steps: list[Step] = []
 
     # -- which challenger --------------------------------------------------------------
 
@@ -304,6 +285,9 @@ class ChallengerRunner:
         if (old and old.challenger) != (serving and serving.challenger):
             for w in self.windows.values():
                 w.clear()
+            for q in self._scores.values():
+                q.clear()
+            self.decided = 0
             self._judged = time.monotonic()
         self.serving = serving
 
@@ -342,6 +326,10 @@ class ChallengerRunner:
                 return out
             self._record(CHALLENGER, serving.model, shadow.decisions, timed, "shadow")
             out.shadow = list(enumerate(shadow.decisions))
+            if ch.plan is not None:  # the KS sample: both models on the same events
+                self._scores[CHAMPION].extend(scored.scores.tolist())
+                self._scores[CHALLENGER].extend(shadow.scores.tolist())
+            out.alerts = self._maybe_judge(outcomes)
             return out
         mask = canary_mask(keys, ch.share, salt=ch.ref.version)  # canary
         canary_rows = [v for v, m in zip(vectors, mask, strict=True) if m]
@@ -375,6 +363,8 @@ class ChallengerRunner:
         if not decisions:
             return
         mix = Counter(str(d.decision) for d in decisions)  # type: ignore[attr-defined]
+        if role == CHALLENGER:
+            self.decided += len(decisions)
         ms = None if timed is None else timed.seconds * 1000
         self.windows[role].add(outcomes=mix, errors=0, latency_ms=ms)
         if self.metrics is None:
@@ -400,26 +390,73 @@ class ChallengerRunner:
     # -- the judge ---------------------------------------------------------------------
 
     def _maybe_judge(self, outcomes: Sequence[str]) -> list[DriftAlert]:
-        """Judge the canary every ``judge_every_s``; on a breach, roll it back."""
+        """Every ``judge_every_s``: judge a canary (a breach rolls it back), then move the
+        challenger along its plan, if it has one (module docstring)."""
         now = time.monotonic()
         if now - self._judged < self.judge_every_s or self.serving is None:
             return []
         self._judged = now
         champ, chal = (self.windows[r].stats() for r in (CHAMPION, CHALLENGER))
-        verdict = judge(champ, chal, outcomes, self.bounds)
-        if not verdict.rollback:
-            return []
-        self.verdicts.append(verdict)
         challenger = self.serving.challenger
+        if challenger.mode == "canary":  # the plan's own rate bound, when it sets one
+            bounds = challenger.plan.bounds(self.bounds) if challenger.plan else self.bounds
+            verdict = judge(champ, chal, outcomes, bounds)
+            if verdict.rollback:
+                return self._reject(challenger, verdict, (chal.events, champ.events))
+        if challenger.plan is None:
+            return []
+        sa, sb = self._scores[CHAMPION], self._scores[CHALLENGER]
+        step = progress(
+            challenger.mode,
+            challenger.plan,
+            decided=self.decided,
+            champion=champ,
+            challenger=chal,
+            outcomes=outcomes,
+            bounds=self.bounds,
+            score_ks=ks_statistic(list(sa), list(sb)) if sa and sb else None,
+        )
+        if step.move == "reject":
+            return self._reject(challenger, step.verdict, (chal.events, champ.events))
+        if step.move == "wait" or self._advance is None:
+            return []
+        if challenger.ready and step.move == "await_approval":
+            return []  # said once already
+        try:
+            applied = self._advance(challenger, step)
+        except (redis.RedisError, ModelStoreError, ModelRefused) as exc:
+            self._error(challenger.ref.version, "progression_error", str(exc))
+            return []
+        if applied:
+            self.steps.append(step)
+            log.info(
+                "%s: challenger %s: %s (%s)",
+                self.stream,
+                challenger.ref.version,
+                step.move,
+                step.reason,
+            )
+        self._checked = -math.inf  # adopt the new mode (or champion) on the next batch
+        return []
+
+    def _reject(
+        self, challenger: Challenger, verdict: Verdict, events: tuple[int, int]
+    ) -> list[DriftAlert]:
+        """A failed canary or shadow: stop routing here, never load it again, remove it."""
+        self.verdicts.append(verdict)
         # 1. Stop routing here at once (this process's customers are safe from now on),
         #    and never load this reference again.
         self._dropped.add(challenger.ref)
         self._adopt(None)
         log.warning(
-            "%s: canary %s fails: %s", self.stream, challenger.ref.version, verdict.describe()
+            "%s: %s %s fails: %s",
+            self.stream,
+            challenger.mode,
+            challenger.ref.version,
+            verdict.describe(),
         )
         self._pending = (challenger, verdict)
-        return self._retry_pending(events=(chal.events, champ.events))
+        return self._retry_pending(events=events)
 
     def _retry_pending(self, events: tuple[int, int] = (0, 0)) -> list[DriftAlert]:
         """2. Remove it from the store (every scorer falls back on its next refresh); 3. only
@@ -450,7 +487,8 @@ def challenger_runner(
     models: ModelStore, stream: str, metrics: DecisionMetrics | None
 ) -> ChallengerRunner:
     """The store's challenger for ``stream``, run and judged in this scorer; a failed canary
-    is removed from the store by version (compare-and-delete: one scorer wins)."""
+    (or shadow) is removed from the store by version (compare-and-delete: one scorer wins);
+    a plan's moves are compare-and-set in the store (one scorer applies each)."""
 
     def roll_back(challenger: Challenger, verdict: Verdict) -> bool:
         reason = f"automatic rollback: {verdict.describe()}"
@@ -459,10 +497,14 @@ def challenger_runner(
         )
         return removed is not None
 
+    def advance(challenger: Challenger, step: Step) -> bool:
+        return apply_step(models, stream, challenger, step)
+
     return ChallengerRunner(
         stream,
         source=lambda: models.challenger(stream),
         key_field=STREAMS[stream].key_field,
         metrics=metrics,
         roll_back=roll_back,
+        advance=advance,
     )

@@ -41,9 +41,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-BreachReason = Literal["error_rate", "latency", "decision_rate", "precision"]
+BreachReason = Literal["error_rate", "latency", "decision_rate", "precision", "score"]
 #: Every reason a canary is rolled back for (the ``reason`` label of the rollback counter).
-REASONS: tuple[BreachReason, ...] = ("error_rate", "latency", "decision_rate", "precision")
+#: ``score``: the shadow's score distribution too far from the champion's
+#: (:mod:`~streamscore.libs.rollout.progression`, KS distance; not a canary bound).
+REASONS: tuple[BreachReason, ...] = (
+    "error_rate",
+    "latency",
+    "decision_rate",
+    "precision",
+    "score",
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ def _rate_breach(  # noqa: PLR0917 (a test's figures)
         return None
     name = f"{signal} rate" if signal else reason.replace("_", " ")
     detail = (
-        f"{name} {rc:.3f} on the canary vs {r0:.3f} on the champion "
+        f"{name} {rc:.3f} on the challenger vs {r0:.3f} on the champion "
         f"({n_chal} vs {n_champ} events, z={z:.1f}, p={p:.1g}; bound ±{limit:g})"
     )
     return Breach(reason, signal, rc, r0, z, detail)
@@ -198,7 +206,7 @@ def judge(
                 lc,
                 l0,
                 None,
-                f"model p99 {lc:.2f} ms on the canary vs {l0:.2f} ms on the champion "
+                f"model p99 {lc:.2f} ms on the challenger vs {l0:.2f} ms on the champion "
                 f"(bound x{b.latency_p99_ratio:g} and > {b.latency_floor_ms:g} ms)",
             )
         )
