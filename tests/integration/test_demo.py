@@ -38,6 +38,9 @@ def test_demo_runs_the_loop_and_stops_cleanly(stack_settings: Settings, tmp_path
         row = next(line for line in text.splitlines() if line.startswith(f"│ {stream}"))
         assert int(re.split(r"\s*│\s*", row)[2].replace(",", "")) > 0, row
     assert "tx-fraud-demo-1" in text
+    # The label joiner and the retrainer ran too; the view says which model is champion.
+    assert "joiner-transactions exit 0" in text and "retrainer-transactions exit 0" in text
+    assert "transactions models: champion" in text
     # Every service exited on SIGTERM (none had to be killed) and none is left.
     assert "killed" not in text.split("services stopped:")[1]
     leftovers = [

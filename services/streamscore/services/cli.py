@@ -115,6 +115,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         topic_prefix=args.topic_prefix,
         api_port=args.api_port,
         live=not args.no_live,
+        horizon=args.horizon,
+        promote=args.promote,
     )
     return run_demo(_settings(), opts)
 
@@ -413,6 +415,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--topic-prefix", default="", help="namespace of topics and groups")
     demo.add_argument("--api-port", type=int, default=8080)
     demo.add_argument("--no-live", action="store_true", help="a line every 5 s, not a live table")
+    demo.add_argument(
+        "--horizon", default="30d", help="label joiner maturity horizon (simulated time)"
+    )
+    demo.add_argument(
+        "--promote",
+        choices=["approval", "auto"],
+        default="approval",
+        help="a retrained challenger that passed shadow and canary: wait for approval or promote",
+    )
     demo.set_defaults(func=cmd_demo)
     _add_data_and_service_commands(sub)
     _add_api_command(sub)

@@ -7,14 +7,22 @@
 3. Start every service as its own process (:class:`Supervisor`): a fused
    pipeline per stream (features on Redis, decision, scored-event log), a
    drift monitor per stream (scored-event log -> ``alerts.drift``), the
-   scored-event log's Parquet sink, and the HTTP API; each with a
-   Prometheus ``/metrics`` port on loopback.
+   scored-event log's Parquet sink, the transactions label joiner (labels ->
+   labelled examples, maturity horizon ``--horizon``, 30 simulated days by
+   default so that examples mature within minutes), the transactions
+   retrainer (10,000 new matured examples or the monitor's trigger -> a
+   gated challenger that moves shadow -> canary -> champion by itself in the
+   pipeline, ``--promote auto``, or waits for ``streamscore model promote``,
+   the default), and the HTTP API; each with a Prometheus ``/metrics`` port on
+   loopback.
 4. Stream the simulated world — transactions, logins, sensor readings, clicks
    and their delayed labels — on an accelerated clock (``--speedup`` simulated
    seconds per wall second), moved so that it starts now.
 5. Show what happens, live (:mod:`.demo_view`): decisions per second and
    end-to-end latency per stream, the decision mix, degraded decisions, the
-   models deciding, alerts and labelled examples as they come.
+   models deciding, alerts and labelled examples as they come, and the
+   transactions champion and challenger (stage, share, last move) from the
+   model store.
 6. On Ctrl-C or after ``--duration``: stop publishing, let the last decisions
    arrive, stop every service (SIGTERM, then SIGKILL after a grace period), stop
    the stack if the demo started it, and print a summary with the oracle's
@@ -45,8 +53,9 @@ from streamscore.libs.simulator.retime import starting_at
 from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS, TopicSpec, catalogue
 from streamscore.services import stack
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.clients import endpoints, make_admin, make_producer, make_redis
 from streamscore.services.demo_view import LiveView, SendTimes, render
+from streamscore.services.model_store import ModelStore
 from streamscore.services.scorer import default_policy
 from streamscore.services.sim_producer import publish
 from streamscore.services.supervisor import Supervisor
@@ -69,6 +78,9 @@ class DemoOptions:
     topic_prefix: str = ""
     api_port: int = 8080
     live: bool = True
+    #: The label joiner's maturity horizon (simulated time) and the retrainer's promotion.
+    horizon: str = "30d"
+    promote: str = "approval"
 
 
 def _free_port(preferred: int | None = None) -> int:
@@ -124,6 +136,25 @@ def _start_services(sup: Supervisor, opts: DemoOptions, model: Path, home: Path)
         metrics_port=port,
     )
     ports["scored-sink"] = port
+    examples = home / "examples" / (opts.topic_prefix.rstrip(".") or "main")
+    port = _free_port()  # labels joined back to the scored events -> labelled examples
+    sup.start(
+        "joiner-transactions",
+        ["joiner", "--stream", "transactions", "--out", str(examples),
+         "--horizon", opts.horizon, *prefix],
+        metrics_port=port,
+    )  # fmt: skip
+    ports["joiner-transactions"] = port
+    port = _free_port()  # matured examples / drift -> a challenger that progresses by itself
+    sup.start(
+        "retrainer-transactions",
+        ["retrainer", "--stream", "transactions", "--examples", str(examples),
+         "--min-new-examples", "10000", "--min-interval-hours", "168", "--train-days", "7",
+         "--delay-days", "3", "--test-days", "3", "--jobs", "1", "--progress",
+         "--promote", opts.promote, *prefix],
+        metrics_port=port,
+    )  # fmt: skip
+    ports["retrainer-transactions"] = port
     api_port = _free_port(opts.api_port)
     sup.start(
         "api",
@@ -131,6 +162,27 @@ def _start_services(sup: Supervisor, opts: DemoOptions, model: Path, home: Path)
     )
     ports["api"] = api_port
     return ports
+
+
+def rollout_reader(settings: Settings) -> Callable[[], dict[str, str]]:
+    """The transactions champion and challenger from the model store, for the live view."""
+    store = ModelStore(make_redis(settings, timeout_s=1.0))
+
+    def read() -> dict[str, str]:
+        active, ch = store.active("transactions"), store.challenger("transactions")
+        out = {"champion": active.version if active is not None else "(the --model folder)"}
+        if ch is not None:
+            stage = ch.mode + (f" {100 * ch.share:.0f}%" if ch.mode == "canary" else "")
+            if ch.ready:
+                stage += ", ready: awaiting `streamscore model promote`"
+            out["challenger"] = f"{ch.ref.version} ({stage})"
+        log = store.challenger_log("transactions")[:1]
+        if log:
+            e = log[0]
+            out["last"] = f"{e.action} {e.challenger.ref.version} by {e.by} at {e.at:%H:%M:%S}"
+        return out
+
+    return read
 
 
 def _wait_api(port: int, sup: Supervisor, timeout_s: float = 120.0) -> None:
@@ -203,7 +255,11 @@ def run_demo(settings: Settings, opts: DemoOptions, progress: Progress = print) 
     sup = Supervisor(home / "logs", env)
     sent = SendTimes()
     view = LiveView(
-        ep.kafka_bootstrap, opts.topic_prefix, sent, security=kafka_security_config(settings)
+        ep.kafka_bootstrap,
+        opts.topic_prefix,
+        sent,
+        security=kafka_security_config(settings),
+        rollout=rollout_reader(settings.model_copy(update={"redis_url": ep.redis_url})),
     )
     feed = _Feed(settings, opts, sent)
     started = time.monotonic()

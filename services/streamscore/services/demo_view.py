@@ -5,7 +5,10 @@ labelled examples (from their end when the view starts) and keeps rolling
 figures per stream: decisions per second (last 5 s), end-to-end latency
 (publish time of the event, recorded by the demo's producer, to the decision
 read here; last 5,000 events), the decision mix, degraded decisions, the model
-versions deciding, and the alerts and labelled examples as they come.
+versions deciding, and the alerts and labelled examples as they come. With a
+``rollout`` reader (the demo reads the model store in Redis) a snapshot also
+says which model is champion, the challenger's stage (shadow, canary and its
+share, ready for approval) and the store's last challenger move.
 :func:`render` turns a snapshot into a table for the terminal.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +79,17 @@ class LiveView(threading.Thread):
     """Tails the output topics of the loop (see the module docstring)."""
 
     def __init__(
-        self, bootstrap: str, prefix: str, sent: SendTimes, *, security: KafkaConf | None = None
+        self,
+        bootstrap: str,
+        prefix: str,
+        sent: SendTimes,
+        *,
+        security: KafkaConf | None = None,
+        rollout: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         super().__init__(daemon=True, name="demo-view")
         self.sent = sent
+        self._rollout = rollout
         self.streams = {name: StreamFigures() for name in STREAMS}
         self._by_topic = {prefix + s.decision_topic: name for name, s in STREAMS.items()}
         self._alert_topics = {prefix + t for t in ALERT_TOPICS}
@@ -159,6 +170,11 @@ class LiveView(threading.Thread):
             out["alerts"] = list(self.alerts)
             out["alert_count"] = self.alert_count
             out["examples"] = dict(self.examples)
+        if self._rollout is not None:
+            try:
+                out["rollout"] = self._rollout()
+            except Exception as exc:  # the view shows what it cannot read, it never stops
+                out["rollout"] = {"error": f"{type(exc).__name__}: {exc}"[:120]}
         return out
 
 
@@ -200,4 +216,8 @@ def _caption(snap: dict[str, Any]) -> str:
         "labelled examples: "
         + (", ".join(f"{k} {v:,}" for k, v in sorted(snap["examples"].items())) or "none yet"),
     ]
+    if rollout := snap.get("rollout"):
+        lines.append(
+            "transactions models: " + "; ".join(f"{k} {v}" for k, v in rollout.items() if v)
+        )
     return "\n".join(lines)
