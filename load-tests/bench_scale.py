@@ -31,6 +31,10 @@ event — the stack's figures are upper bounds, other work shares it — feature
 conflicts (batches recomputed because another process wrote the same entity)
 and the broker's log bytes per event per topic.
 
+``--deployment two-stage`` runs each unit as a faust feature processor
+(``streamscore processor``) plus a scorer (``streamscore scorer``) instead, in
+their own two groups; a unit's figures are the sum of its two processes.
+
 The baseline of every figure is the one-process configuration, so the ratios
 (throughput ×, per-process throughput ×, even share) are what compares across
 noisy runs. Each configuration uses its own namespaced topics (deleted
@@ -83,6 +87,10 @@ def _support() -> ModuleType:
 sup = _support()
 S = STREAMS["transactions"]
 WARM = 300
+DEPLOYMENTS = {
+    "fused": "streamscore pipeline (fused: features on Redis + decision, one hop)",
+    "two-stage": "streamscore processor (faust) + streamscore scorer per unit, two hops",
+}
 #: Churn schedule: (fraction of the churn phase, action), starting from 2 processes.
 CHURN = ((0.15, "add 2"), (0.35, "SIGTERM 1"), (0.5, "SIGKILL 1"), (0.65, "add 1"))
 
@@ -98,13 +106,58 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--duration", type=float, default=15.0, help="seconds of the paced phase")
     p.add_argument("--churn-duration", type=float, default=60.0, help="0 skips the churn phase")
     p.add_argument("--redis-db", type=int, default=1)
+    p.add_argument(
+        "--deployment",
+        choices=DEPLOYMENTS,
+        default="fused",
+        help="a unit is a fused pipeline, or a faust processor + a scorer",
+    )
     return vars(p.parse_args(argv))
 
 
-class _Group:
-    """One run: namespaced topics, a flushed Redis db, a tail, and pipeline processes."""
+class _Unit:
+    """One deployment unit: a fused pipeline, or a feature processor and a scorer."""
 
-    def __init__(self, settings: Settings, model: Path, partitions: int, redis_db: int) -> None:
+    def __init__(self, procs: list[Any]) -> None:
+        self.procs = procs
+
+    def exited(self) -> int | None:
+        """The exit code of a process of the unit that stopped, else ``None``."""
+        codes = [p.popen.poll() for p in self.procs]
+        return next((c for c in codes if c is not None), None)
+
+    def pids(self) -> list[int]:
+        return [p.popen.pid for p in self.procs]
+
+    def signal(self, sig: signal.Signals) -> None:
+        for p in self.procs:
+            p.popen.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> None:
+        """Until every process ended; one that does not within ``timeout_s`` is killed."""
+        for p in self.procs:
+            try:
+                p.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+
+    def counters(self) -> np.ndarray:
+        """The unit's counters (the scorer decides, the processor may conflict: summed)."""
+        return np.sum([p.counters() for p in self.procs], axis=0)
+
+
+class _Group:
+    """One run: namespaced topics, a flushed Redis db, a tail, and deployment units."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: Path,
+        partitions: int,
+        redis_db: int,
+        deployment: str = "fused",
+    ) -> None:
         self.ep = endpoints(settings)
         self.prefix = f"bench-scale-{uuid.uuid4().hex[:6]}."
         p = self.prefix
@@ -120,33 +173,50 @@ class _Group:
         self.redis.flushdb()
         self.env = {**os.environ, "KAFKA_BOOTSTRAP": self.ep.kafka_bootstrap, "REDIS_URL": url}
         self.model = model
-        self.group_id = f"{p}streamscore-pipeline-{S.name}"
+        self.deployment = deployment
+        # (consumer group, topic whose partitions it must split) of each stage
+        if deployment == "fused":
+            self.groups = [(f"{p}streamscore-pipeline-{S.name}", self.topics[0])]
+        else:
+            self.groups = [
+                (f"{p}streamscore-features-{S.name}", self.topics[0]),
+                (f"{p}streamscore-scorer-{S.name}", self.topics[2]),
+            ]
         self.producer = make_producer(settings, client_id="bench-scale")
         self.tail = sup.Tail(self.ep.kafka_bootstrap, p + S.decision_topic)
         self.tail.start()
         self.decisions = sup.Decisions(self.tail)
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-        self.procs: list[Any] = []
+        self.procs: list[_Unit] = []
+
+    def _start(self, args: list[str]) -> Any:
+        port = sup.free_port()
+        cmd = [sys.executable, "-m", "streamscore.services.cli", *args]
+        cmd += ["--stream", S.name, "--topic-prefix", self.prefix]
+        env = {**self.env, "STREAMSCORE_METRICS_PORT": str(port)}
+        popen = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        return sup.Proc(popen, port)
 
     def add(self, n: int) -> None:
-        """Start ``n`` more pipeline processes, each with its own metrics port."""
+        """Start ``n`` more units, each process with its own metrics port."""
+        model = ["--model", str(self.model)]
         for _ in range(n):
-            port = sup.free_port()
-            cmd = [sys.executable, "-m", "streamscore.services.cli", "pipeline"]
-            cmd += ["--stream", S.name, "--topic-prefix", self.prefix, "--model", str(self.model)]
-            env = {**self.env, "STREAMSCORE_METRICS_PORT": str(port)}
-            popen = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-            self.procs.append(sup.Proc(popen, port))
+            if self.deployment == "fused":
+                self.procs.append(_Unit([self._start(["pipeline", *model])]))
+            else:
+                procs = [self._start(["processor"]), self._start(["scorer", *model])]
+                self.procs.append(_Unit(procs))
 
     def remove(self, sig: signal.Signals) -> None:
-        """The oldest process leaves by ``sig`` (SIGTERM: graceful; SIGKILL: crash)."""
-        proc = self.procs.pop(0)
-        proc.popen.send_signal(sig)
-        proc.popen.wait(timeout=60)
+        """The oldest unit leaves by ``sig`` (SIGTERM: graceful; SIGKILL: crash)."""
+        unit = self.procs.pop(0)
+        unit.signal(sig)
+        unit.wait(60)
 
-    def assignment(self) -> list[int]:
-        """Input-topic partitions owned by each member of the group (empty while rebalancing)."""
-        fut = self.admin.describe_consumer_groups([self.group_id])[self.group_id]
+    def assignment(self, stage: int = 0) -> list[int]:
+        """Partitions of a stage's topic per member of its group ([] while rebalancing)."""
+        group_id, topic = self.groups[stage]
+        fut = self.admin.describe_consumer_groups([group_id])[group_id]
         try:
             desc = fut.result(timeout=10)
         except Exception:  # the group does not exist yet
@@ -154,29 +224,32 @@ class _Group:
         if str(desc.state).rsplit(".", 1)[-1] != "STABLE":
             return []
         return sorted(
-            sum(1 for tp in m.assignment.topic_partitions if tp.topic == self.topics[0])
+            sum(1 for tp in m.assignment.topic_partitions if tp.topic == topic)
             for m in desc.members
         )
 
-    def wait_stable(self, n: int, timeout_s: float = 180.0) -> list[int]:
-        """Until ``n`` members own all input partitions; returns the partitions per member."""
+    def wait_stable(self, n: int, timeout_s: float = 180.0) -> Any:
+        """Until ``n`` members own all partitions in every stage's group; their partitions.
+
+        Fused: the list of partitions per member; two-stage: that list per stage.
+        """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            a = self.assignment()
-            if len(a) == n and sum(a) == self.partitions:
-                return a
-            if any(p.popen.poll() is not None for p in self.procs):
+            a = [self.assignment(i) for i in range(len(self.groups))]
+            if all(len(x) == n and sum(x) == self.partitions for x in a):
+                return a[0] if len(a) == 1 else dict(zip(("processor", "scorer"), a, strict=True))
+            if any(u.exited() is not None for u in self.procs):
                 break
             time.sleep(0.5)
-        raise SystemExit(f"group did not settle with {n} members:\n{self.log_tail()}")
+        raise SystemExit(f"groups did not settle with {n} members:\n{self.log_tail()}")
 
     def counters(self) -> np.ndarray:
-        """Each process's counters (one row per process); a process that exited is an error."""
-        for p in self.procs:
-            if p.popen.poll() is not None:
-                msg = f"pipeline pid {p.popen.pid} exited with {p.popen.returncode}"
+        """Each unit's counters (one row per unit); a process that exited is an error."""
+        for u in self.procs:
+            if u.exited() is not None:
+                msg = f"a process of pids {u.pids()} exited with {u.exited()}"
                 raise SystemExit(f"{msg}:\n{self.log_tail()}")
-        return np.array([p.counters() for p in self.procs])
+        return np.array([u.counters() for u in self.procs])
 
     def send(self, events: list[Transaction], rate: float | None) -> dict[str, float]:
         return sup.send(self.producer, self.topics[0], events, rate)
@@ -187,17 +260,13 @@ class _Group:
 
     def close(self) -> None:
         # Processes that stopped by themselves (not by the schedule): a crash, reported.
-        self.exited = [p.popen.returncode for p in self.procs if p.popen.poll() is not None]
+        self.exited = [c for u in self.procs if (c := u.exited()) is not None]
         if self.exited:
-            print(f"pipelines exited early {self.exited}:\n{self.log_tail()}", file=sys.stderr)
-        for p in self.procs:
-            p.popen.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.popen.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.popen.kill()
-                p.popen.wait()
+            print(f"processes exited early {self.exited}:\n{self.log_tail()}", file=sys.stderr)
+        for u in self.procs:
+            u.signal(signal.SIGTERM)
+        for u in self.procs:
+            u.wait(60)
         self.tail.stop.set()
         self.tail.join()
         self.log.close()
@@ -227,9 +296,10 @@ def _config(
     rate: float,
     duration: float,
     redis_db: int,
+    deployment: str,
 ) -> dict[str, Any]:
     """Drain and paced phases with ``n`` processes (module docstring, steps 1-2)."""
-    group = _Group(settings, model, partitions, redis_db)
+    group = _Group(settings, model, partitions, redis_db, deployment)
     try:
         group.add(n)
         assignment = group.wait_stable(n)
@@ -237,7 +307,8 @@ def _config(
         drain_events = events[WARM : WARM + backlog]
         before = group.counters()
         kafka_pid = sup.kafka_pid(settings)
-        cpu0 = [sup.cpu_seconds(p.popen.pid) for p in group.procs]
+        pids = [pid for u in group.procs for pid in u.pids()]
+        cpu0 = [sup.cpu_seconds(pid) for pid in pids]
         stack0 = sup.stack_cpu(group.redis, kafka_pid)
         t0 = time.time()
         sent = group.send(drain_events, rate=None)
@@ -245,7 +316,7 @@ def _config(
             raise SystemExit(f"{n} processes: backlog not drained:\n{group.log_tail()}")
         span = max(group.decisions.first[i] for i in sent) - t0
         drained = group.counters()
-        cpu = sum(sup.cpu_seconds(p.popen.pid) for p in group.procs) - sum(cpu0)
+        cpu = sum(sup.cpu_seconds(pid) for pid in pids) - sum(cpu0)
         stack_cpu = {k: v - stack0[k] for k, v in sup.stack_cpu(group.redis, kafka_pid).items()}
         per_proc = [float(x) for x in drained[:, 0] - before[:, 0]]
         paced_rate = rate or max(50.0, 50 * int(0.4 * backlog / span / 50))
@@ -294,9 +365,10 @@ def _churn(
     rate: float,
     duration: float,
     redis_db: int,
+    deployment: str,
 ) -> dict[str, Any]:
     """Processes join and leave while events flow at ``rate``; the oracle afterwards."""
-    group = _Group(settings, model, partitions, redis_db)
+    group = _Group(settings, model, partitions, redis_db, deployment)
     log: list[str] = []
     try:
         group.add(2)
@@ -464,6 +536,7 @@ def run(
     duration: float = 15.0,
     churn_duration: float = 60.0,
     redis_db: int = 1,
+    deployment: str = "fused",
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     settings = settings or Settings()
@@ -483,9 +556,18 @@ def run(
             trees=100,
             depth=5,
         )
-        common = {"partitions": partitions, "duration": duration, "redis_db": redis_db}
+        common = {"partitions": partitions, "redis_db": redis_db, "deployment": deployment}
         for n in counts:
-            c = _config(n, settings, Path(tmp), events, backlog=backlog, rate=rate, **common)
+            c = _config(
+                n,
+                settings,
+                Path(tmp),
+                events,
+                backlog=backlog,
+                rate=rate,
+                duration=duration,
+                **common,
+            )
             rate = rate or c["rate"]  # the first configuration fixes the paced rate
             configs.append(c)
         if churn_duration > 0:
@@ -494,13 +576,12 @@ def run(
                 settings,
                 Path(tmp),
                 events,
-                partitions=partitions,
                 rate=rate,
                 duration=churn_duration,
-                redis_db=redis_db,
+                **common,
             )
     conditions: dict[str, Any] = {
-        "deployment": "streamscore pipeline (fused: features on Redis + decision, one hop)",
+        "deployment": DEPLOYMENTS[deployment],
         "stream": "transactions (small world, re-stamped with send time), key = customer",
         "partitions": partitions,
         "backlog_events": backlog,
