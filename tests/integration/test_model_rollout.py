@@ -26,6 +26,8 @@ from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.features.definitions import feature_schema_hash, model_features
 from streamscore.libs.model.safety import ModelRefused
 from streamscore.libs.model.synthetic import synthetic_rows
+from streamscore.libs.rollout.judge import Bounds
+from streamscore.libs.rollout.progression import Plan
 from streamscore.libs.rollout.routing import in_canary
 from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import make_admin, make_consumer, make_producer
@@ -391,3 +393,46 @@ def test_rollout_report_compares_shadow_with_champion_from_kafka(
     assert comparison.ks is not None and comparison.ks > 0.9  # scores near 1 vs spread out
     assert comparison.agreement == comparison.champion.mix["block"]
     assert "block rate" in render(comparison)
+
+
+def test_a_plan_moves_shadow_to_canary_then_waits_for_approval(
+    store: ModelStore, models: dict[str, Path]
+) -> None:
+    """Progression in the scorer: a clean shadow becomes canary at the plan's share, a clean
+    canary is marked ready (once) and stays a canary until an operator promotes it."""
+    s = "transactions"
+    store.promote(s, models["v1"], "ops", "champion")
+    plan = Plan(shadow_events=600, canary_events=600, canary_share=0.5)  # promote: approval
+    store.set_challenger(s, models["v2"], mode="shadow", share=0.0, by="ml", reason="r", plan=plan)
+    # Model-call latency is not what this test is about (a loaded machine's p99 varies).
+    scorer = _scorer(
+        store, CollectorRegistry(), rollout=True, judge_every_s=0.0,
+        bounds=Bounds(latency_floor_ms=1000.0),
+    )  # fmt: skip
+    modes = []
+    for seed in range(25):
+        scorer.handle(_vectors(200, seed))
+        ch = store.challenger(s)
+        modes.append(None if ch is None else (ch.mode, ch.ready))
+    ch = store.challenger(s)
+    assert ch is not None and (ch.mode, ch.share, ch.ready, ch.plan) == ("canary", 0.5, True, plan)
+    assert modes.index(("canary", False)) >= 2  # 600 shadow decisions: 3 batches at least
+    active = store.active(s)
+    assert active is not None and active.version == "tx-ro-1"  # the approval is an operator's
+    log = list(reversed(store.challenger_log(s)))
+    assert [(e.action, e.by) for e in log] == [
+        ("set", "ml"),
+        ("advanced", "rollout-progression"),
+        ("ready", "rollout-progression"),
+    ]
+    assert "shadow clean over" in log[1].reason and "canary clean over" in log[2].reason
+    assert scorer.rollout is not None and [st.move for st in scorer.rollout.steps] == [
+        "to_canary",
+        "await_approval",
+    ]
+    live = _on(scorer.handle(_vectors(400, 77)), S.decision_topic, TransactionDecision)
+    assert {d.model_version for d in live} == {"tx-ro-1", "tx-ro-2"}  # still a canary
+    # The approval: the scorer adopts the new champion between batches.
+    store.promote_challenger(s, by="ops-carol", reason="canary clean")
+    live = _on(scorer.handle(_vectors(100, 78)), S.decision_topic, TransactionDecision)
+    assert {d.model_version for d in live} == {"tx-ro-2"}
