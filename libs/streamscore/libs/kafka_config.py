@@ -122,6 +122,9 @@ def consumer_config(
        topic is split on its own, and co-partitioned topics (same count, same
        key) give a member the same partition numbers of each, at the price of
        eager rebalances (every partition paused while the group rebalances).
+       Members of one group must share a strategy (no common one: the joining
+       member is refused with INCONSISTENT_GROUP_PROTOCOL), so changing it is
+       a stop-all-then-start deploy of that group, not a rolling one.
     """
     return {
         "bootstrap.servers": bootstrap,
