@@ -70,6 +70,8 @@ class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     #: ``approval``: an operator promotes; ``auto``: promoted when the canary passed.
     promote: Promote = "approval"
     #: Wait for realised precision of both cohorts (matured labels) before promotion.
+    #: The scorers do not feed labelled figures yet (labels mature outside their
+    #: windows): with this set, a canary there waits for an operator's promotion.
     require_precision: bool = False
     #: Largest KS distance of the shadow's scores from the champion's (``None``: not checked).
     max_score_ks: float | None = None
