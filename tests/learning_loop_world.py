@@ -71,6 +71,11 @@ def day_of(t: datetime) -> int:
     return int((t - WORLD.start).total_seconds() // 86_400)
 
 
+def day_label(t: datetime) -> str:
+    """``day N HH:MM`` of the world's clock."""
+    return f"day {day_of(t):2d} {t:%H:%M}"
+
+
 @dataclass
 class Days:
     """The world's records by scenario day (a label on the day it arrives)."""
@@ -115,7 +120,7 @@ class Timeline:
 
     def event_time(self, wall: float) -> str:
         seen = [t for w, t in self.clock if w <= wall]
-        return f"day {day_of(seen[-1]):2d} {seen[-1]:%H:%M}" if seen else "before the feed"
+        return day_label(seen[-1]) if seen else "before the feed"
 
     def render(self) -> str:
         lines = ["  wall(s)  fed up to     step"]
