@@ -46,6 +46,9 @@ compare-and-set in the model store, so one scorer applies it and its log
 line says who (``rollout-progression``), when and why; the retrainer mirrors
 the moves on the MLflow aliases (:meth:`~streamscore.services.retrainer.Retrainer.sync_aliases`).
 Progression only goes forward while the scorer is fed: no traffic, no move.
+Counts are per process, like the judge's windows: with N scorers the first
+whose own share of traffic reaches the plan's count moves the challenger (so
+the plan's counts are per-process evidence, not totals).
 """
 
 from __future__ import annotations
