@@ -3,9 +3,11 @@
 The same scored-event log (sensor readings with the simulator's recalibration
 drift from day 3, as in ``tests/integration/test_monitor.py``) is published
 under two topic prefixes. One monitor reads the first undisturbed; a second
-monitor reads the other and is killed with SIGKILL every few seconds and
-restarted at once (a supervisor's job) until it has consumed everything. Both
-snapshot their state every 2 s; a restart reads the log again from the last
+monitor reads the other, which arrives in six parts as a live log would, and
+is killed with SIGKILL after each of the first five parts came (once it got
+past the previous kill's point, at a random moment of a snapshot period) and
+restarted at once (a supervisor's job). Both
+snapshot their state every second; a restart reads the log again from the last
 snapshot's offsets.
 
 The oracle compares the two alert topics: the drift must still be raised
@@ -19,15 +21,17 @@ first drift alert is reported against the undisturbed one.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import redis
+from confluent_kafka import KafkaException
 
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.alerts import DriftAlert
@@ -35,7 +39,13 @@ from streamscore.libs.contracts.codec import decode
 from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import endpoints, make_admin, make_producer
 from streamscore.services.topics_admin import create_topics
-from tests.monitor_runs import DRIFTS, ScoredRun, chunks, scored_runs, wait_consumed
+from tests.monitor_runs import (
+    DRIFTS,
+    chunks,
+    committed_offsets,
+    scored_runs,
+    wait_consumed,
+)
 from tests.processor_runs import read_all, redis_db_url, start_cli, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -43,8 +53,8 @@ KIND = "recalibration"
 STREAM = DRIFTS[KIND].stream
 REDIS_DB = 1
 PARTITIONS = 3
-KILL_EVERY_S = 8.0
-SNAPSHOT_S = 2.0
+KILLS = 5
+SNAPSHOT_S = 1.0
 
 
 @pytest.fixture
@@ -56,7 +66,8 @@ def redis_url(stack_settings: Settings) -> Iterator[str]:
     client.flushdb()
 
 
-def _publish(settings: Settings, prefix: str, run: ScoredRun) -> None:
+def _publish(settings: Settings, prefix: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    """Create the prefix's topics (once) and publish ``records`` to its scored log."""
     topic = prefix + STREAMS[STREAM].scored_log_topic
     create_topics(
         make_admin(settings),
@@ -67,7 +78,7 @@ def _publish(settings: Settings, prefix: str, run: ScoredRun) -> None:
         ],
     )
     producer = make_producer(settings, client_id="it-monitor-faults")
-    for part in chunks(run.records, 5000):
+    for part in chunks(records, 5000):
         for key, value in part:
             producer.send(topic, value, key=key)
         producer.poll(0)
@@ -77,6 +88,14 @@ def _publish(settings: Settings, prefix: str, run: ScoredRun) -> None:
 def _alerts(bootstrap: str, prefix: str) -> list[DriftAlert]:
     msgs = read_all(bootstrap, prefix + DRIFT_ALERT_TOPIC, 10_000, timeout_s=3)
     return [decode(DriftAlert, m.value(), max_bytes=1 << 20) for m in msgs]
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    """Records the group has committed over the topic's partitions (0 before any commit)."""
+    try:
+        return sum(max(0, o) for o in committed_offsets(bootstrap, group, topic, PARTITIONS))
+    except KafkaException:  # the coordinator not ready yet: no progress seen
+        return 0
 
 
 def _cause(a: DriftAlert) -> tuple[str, str, str, str | None]:
@@ -90,8 +109,7 @@ def test_monitor_sigkill_repeated_loses_no_incident(
     drifted, _steady = scored_runs(KIND, days=6, drift_day=3, seed=2, model=None)
     tag = uuid.uuid4().hex[:6]
     calm, killed = f"monk-{tag}-calm.", f"monk-{tag}-kill."
-    for prefix in (calm, killed):
-        _publish(stack_settings, prefix, drifted)
+    _publish(stack_settings, calm, drifted.records)
     log = tmp_path / "monitor.log"
     args = ["monitor", "--stream", STREAM, "--snapshot-s", str(SNAPSHOT_S), "--topic-prefix"]
     procs = [start_cli([*args, calm], bootstrap=bootstrap, redis_url=redis_url, log=log)]
@@ -99,16 +117,31 @@ def test_monitor_sigkill_repeated_loses_no_incident(
     try:
         group = f"{killed}streamscore-monitor-{STREAM}"
         topic = killed + STREAMS[STREAM].scored_log_topic
+        # The killed run's log arrives in parts, as a live log would; with each new part the
+        # monitor is killed once it has got past the last kill's point, at a random moment
+        # of a snapshot period (mid-work or just after it), and restarted at once.
+        n = len(drifted.records)
+        parts = [drifted.records[i * n // (KILLS + 1) : (i + 1) * n // (KILLS + 1)]
+                 for i in range(KILLS + 1)]  # fmt: skip
+        _publish(stack_settings, killed, parts[0])
         victim = start_cli([*args, killed], bootstrap=bootstrap, redis_url=redis_url, log=log)
         procs.append(victim)
-        deadline = time.monotonic() + 600
-        while not wait_consumed(bootstrap, group, topic, PARTITIONS, timeout_s=KILL_EVERY_S):
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
+        rng = random.Random(5)
+        done = 0  # records committed when the last kill came
+        for part in parts[1:]:
+            _publish(stack_settings, killed, part)
+            deadline = time.monotonic() + 300
+            while _committed(bootstrap, group, topic) <= done:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.1)
+            time.sleep(rng.uniform(0.0, SNAPSHOT_S))
+            done = _committed(bootstrap, group, topic)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait()
             kills += 1
             victim = start_cli([*args, killed], bootstrap=bootstrap, redis_url=redis_url, log=log)
             procs.append(victim)
+        assert wait_consumed(bootstrap, group, topic, PARTITIONS, timeout_s=300)
         calm_group = f"{calm}streamscore-monitor-{STREAM}"
         calm_topic = calm + STREAMS[STREAM].scored_log_topic
         assert wait_consumed(bootstrap, calm_group, calm_topic, PARTITIONS, timeout_s=300)
@@ -136,7 +169,7 @@ def test_monitor_sigkill_repeated_loses_no_incident(
         f"conflicting {conflicting}, extra {len(set(seen) - ref_ids)}; first drift confirmed "
         f"{delay_h:+.1f} h (event time) vs undisturbed"
     )
-    assert kills >= 2, "the monitor finished before it could be killed twice"
+    assert kills == KILLS
     assert reference and any(a.kind == "drift" for a in reference), log.read_text()[-3000:]
     assert any(a.kind == "drift" for a in observed), log.read_text()[-3000:]
     assert conflicting == 0
