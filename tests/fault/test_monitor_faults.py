@@ -36,13 +36,16 @@ from confluent_kafka import KafkaException
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.codec import decode
+from streamscore.libs.monitoring.plan import plan_for
 from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.monitor_state import MonitorStore
 from streamscore.services.topics_admin import create_topics
 from tests.monitor_runs import (
     DRIFTS,
     chunks,
     committed_offsets,
+    end_offsets,
     scored_runs,
     wait_consumed,
 )
@@ -98,6 +101,21 @@ def _committed(bootstrap: str, group: str, topic: str) -> int:
         return 0
 
 
+def _snapshot_covers(
+    redis_url: str, prefix: str, ends: list[int], timeout_s: float = 300.0
+) -> bool:
+    """Wait until the monitor's saved state covers every partition up to ``ends``."""
+    store = MonitorStore(redis.Redis.from_url(redis_url), STREAM, topic_prefix=prefix)
+    plan, want = plan_for(STREAM), dict(enumerate(ends))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        saved = store.load(plan)
+        if saved is not None and saved[2] == want:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def _cause(a: DriftAlert) -> tuple[str, str, str, str | None]:
     return (a.kind, a.segment, a.signal, a.feature)
 
@@ -141,7 +159,9 @@ def test_monitor_sigkill_repeated_loses_no_incident(
             kills += 1
             victim = start_cli([*args, killed], bootstrap=bootstrap, redis_url=redis_url, log=log)
             procs.append(victim)
-        assert wait_consumed(bootstrap, group, topic, PARTITIONS, timeout_s=300)
+        # Done when the saved state covers the whole log: the group's commits can reach the
+        # end while a restarted monitor is still reading again from its snapshot.
+        assert _snapshot_covers(redis_url, killed, end_offsets(bootstrap, topic, PARTITIONS))
         calm_group = f"{calm}streamscore-monitor-{STREAM}"
         calm_topic = calm + STREAMS[STREAM].scored_log_topic
         assert wait_consumed(bootstrap, calm_group, calm_topic, PARTITIONS, timeout_s=300)

@@ -199,10 +199,13 @@ def _restore(
     return watch, desk, offsets
 
 
-def _positions(consumer: Consumer) -> dict[int, int]:
-    """The next offset to read of each assigned partition (what a snapshot now covers)."""
-    return {tp.partition: tp.offset for tp in consumer.position(consumer.assignment())
+def _positions(consumer: Consumer, restored: dict[int, int] | None) -> dict[int, int]:
+    """What a snapshot now covers: the next offset to read of each partition. A partition
+    this process has read nothing from yet has no position; the state still covers it up
+    to the restored snapshot's offset, which is carried forward."""
+    read = {tp.partition: tp.offset for tp in consumer.position(consumer.assignment())
             if tp.offset >= 0}  # fmt: skip
+    return {**(restored or {}), **read}
 
 
 OnAssign = Callable[[Consumer, list[TopicPartition]], None]
@@ -306,7 +309,7 @@ def run_monitor(
         metrics=StreamMetrics(),
         decode_as=ScoredEvent,
     )
-    persistence = _Persistence(store, handler, snapshot_s, lambda: _positions(consumer))
+    persistence = _Persistence(store, handler, snapshot_s, lambda: _positions(consumer, checkpoint))
     stop = stop_on_signals()
     if on_ready is not None:
         on_ready(topic, group)
