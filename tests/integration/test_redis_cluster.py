@@ -67,6 +67,7 @@ from streamscore.services.cluster_calls import get_many, get_many_async
 from streamscore.services.feature_processor import FeatureProcessor, InMessage, decode_state
 from streamscore.services.feature_state import FeatureStateStore, Raw, Writes
 from streamscore.services.join_state import RedisJoinState
+from streamscore.services.model_store import ModelStore
 from streamscore.services.monitor_state import MonitorStore
 from streamscore.services.online_features import AsyncOnlineFeatureClient, OnlineFeatureClient
 from streamscore.services.policy_store import PolicyStore
@@ -76,6 +77,7 @@ from streamscore.services.stack.redis_cluster import LocalRedisCluster
 from streamscore.services.topics_admin import create_topics
 from tests.integration.test_join_state import run_redis
 from tests.label_join_cases import DEFAULT_SPEC, batches, scenario
+from tests.model_folders import trained
 from tests.processor_runs import (
     create_stream_topics,
     read_all,
@@ -595,3 +597,21 @@ def test_policy_store_activates_and_rolls_back_on_cluster(cluster: LocalRedisClu
     active = store.active("transactions")
     assert active is not None and active.version == newer.version
     assert [p.version for p in store.history("transactions")][:2] == [newer.version, base.version]
+
+
+def test_model_store_promotes_and_moves_challengers_on_cluster(
+    cluster: LocalRedisCluster, tmp_path: Path
+) -> None:
+    store = ModelStore(cast(redis.Redis, _cluster_client(cluster)), namespace="it-cluster")
+    v1, v2 = trained(tmp_path / "v1", "c-1"), trained(tmp_path / "v2", "c-2", seed=1)
+    store.promote("transactions", v1, "it", "first")  # history push + active set
+    store.set_challenger(
+        "transactions", v2, mode="canary", share=0.2, by="it", reason="try"
+    )  # challenger + log, one transaction
+    challenger = store.challenger("transactions")
+    assert challenger is not None and challenger.ref.version == "c-2"
+    store.promote_challenger("transactions", by="it", reason="good")  # WATCH + four keys
+    active = store.active("transactions")
+    assert active is not None and active.version == "c-2"
+    assert store.challenger("transactions") is None
+    assert [r.version for r in store.history("transactions")][:2] == ["c-2", "c-1"]

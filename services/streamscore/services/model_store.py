@@ -10,15 +10,15 @@ at a model a scorer would refuse at that moment.
 
 Keys (``ns`` is the namespace, ``streamscore`` by default):
 
-- ``{ns}:model:{stream}:active`` — the active reference (JSON);
-- ``{ns}:model:{stream}:history`` — a list of references, newest first (at most
+- ``{ns}:model:{<stream>}:active`` — the active reference (JSON);
+- ``{ns}:model:{<stream>}:history`` — a list of references, newest first (at most
   ``MAX_HISTORY``); a rollback moves ``active`` down this list, a promotion pushes.
-- ``{ns}:model:{stream}:challenger`` — the challenger (:class:`Challenger`, JSON):
+- ``{ns}:model:{<stream>}:challenger`` — the challenger (:class:`Challenger`, JSON):
   a reference beside the active one (the *champion*) with its rollout mode,
   ``shadow`` (it scores every event, its decisions go to the shadow topic only)
   or ``canary`` (it decides a stable ``share`` of entities,
   :mod:`streamscore.libs.rollout.routing`);
-- ``{ns}:model:{stream}:challenger_log`` — what happened to challengers, newest
+- ``{ns}:model:{<stream>}:challenger_log`` — what happened to challengers, newest
   first (set, cleared, promoted: who, when, why).
 
 Scorers poll :meth:`ModelStore.active` between batches
@@ -43,10 +43,12 @@ from streamscore.libs.rollout.progression import Plan
 from streamscore.libs.topics import STREAMS
 from streamscore.services.model_loader import ModelRefused, open_model
 
-HISTORY_KEY = "{ns}:model:{stream}:history"
-ACTIVE_KEY = "{ns}:model:{stream}:active"
-CHALLENGER_KEY = "{ns}:model:{stream}:challenger"
-CHALLENGER_LOG_KEY = "{ns}:model:{stream}:challenger_log"
+# The stream is a hash tag: a stream's keys share one Redis Cluster slot, so promotions
+# and challenger moves (several keys, one transaction) work on a cluster too.
+HISTORY_KEY = "{ns}:model:{{{stream}}}:history"
+ACTIVE_KEY = "{ns}:model:{{{stream}}}:active"
+CHALLENGER_KEY = "{ns}:model:{{{stream}}}:challenger"
+CHALLENGER_LOG_KEY = "{ns}:model:{{{stream}}}:challenger_log"
 MAX_HISTORY = 100
 
 RolloutMode = Literal["shadow", "canary"]
