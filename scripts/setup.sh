@@ -9,10 +9,13 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. OS packages: redis-server, and promtool (package prometheus) for the alert-rule
-#    tests; Kafka runs on the machine's Java 17 + Maven.
+# 1. OS packages: redis-server (and redis-cli, which builds the test Redis Cluster),
+#    promtool (package prometheus) for the alert-rule tests, openssl for the secured
+#    stack's throwaway certificates; Kafka runs on the machine's Java 17 + Maven.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
