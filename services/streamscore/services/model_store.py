@@ -131,6 +131,10 @@ def _decode_challenger(raw: bytes) -> Challenger:
         raise ModelStoreError(f"unreadable challenger: {exc}") from exc
 
 
+#: A change of the challenger: the new entry (``None``: removed) and its log event.
+_Move = tuple[Challenger | None, ChallengerEvent]
+
+
 class ModelStore:
     """Active model references and their history, per stream."""
 
@@ -331,30 +335,16 @@ class ModelStore:
         challenger set meanwhile, and of several scorers judging the same canary
         exactly one sees it removed (the one that alerts and counts the rollback).
         """
-        key, _ = self._challenger_keys(stream)
-        with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    raw = pipe.get(key)
-                    current = None if raw is None else _decode_challenger(raw)  # type: ignore[arg-type]
-                    if current is None or (version is not None and current.ref.version != version):
-                        pipe.unwatch()
-                        return None
-                    pipe.multi()
-                    pipe.delete(key)
-                    event = ChallengerEvent(
-                        action="cleared",
-                        challenger=current,
-                        at=datetime.now(tz=UTC),
-                        by=by,
-                        reason=reason,
-                    )
-                    self._log(pipe, stream, event)
-                    pipe.execute()
-                    return current
-                except redis.WatchError:
-                    continue  # changed between the read and the write: read again
+
+        def remove(current: Challenger | None) -> _Move | None:
+            if current is None or (version is not None and current.ref.version != version):
+                return None
+            return None, ChallengerEvent(
+                action="cleared", challenger=current, at=datetime.now(tz=UTC), by=by, reason=reason
+            )
+
+        changed = self._change_challenger(stream, remove)
+        return None if changed is None else changed[0]
 
     def update_challenger(
         self,
@@ -377,6 +367,38 @@ class ModelStore:
         and logs it. The reference is unchanged (no reload in the scorers; a new mode
         or share restarts their windows).
         """
+
+        def advance(current: Challenger | None) -> _Move | None:
+            if (
+                current is None
+                or current.ref.version != version
+                or current.mode != expect_mode
+                or (action == "ready" and current.ready)
+            ):
+                return None
+            entry = msgspec.structs.replace(
+                current,
+                mode=mode if mode is not None else current.mode,
+                share=float(share) if share is not None else current.share,
+                ready=ready if ready is not None else current.ready,
+            )
+            event = ChallengerEvent(
+                action=action, challenger=entry, at=datetime.now(tz=UTC), by=by, reason=reason
+            )
+            return entry, event
+
+        changed = self._change_challenger(stream, advance)
+        return None if changed is None else changed[1]
+
+    def _change_challenger(
+        self, stream: str, change: Callable[[Challenger | None], _Move | None]
+    ) -> tuple[Challenger, Challenger | None] | None:
+        """Compare and set the challenger under WATCH; ``(old, new)``, or ``None`` if unchanged.
+
+        ``change`` sees the current entry and returns the new one (``None``: delete it)
+        with its log event, or ``None`` to leave it. If another writer changes the entry
+        between the read and the write, the transaction fails and it is read again.
+        """
         key, _ = self._challenger_keys(stream)
         with self.client.pipeline(transaction=True) as pipe:
             while True:
@@ -384,32 +406,19 @@ class ModelStore:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
                     raw = pipe.get(key)
                     current = None if raw is None else _decode_challenger(raw)  # type: ignore[arg-type]
-                    if (
-                        current is None
-                        or current.ref.version != version
-                        or current.mode != expect_mode
-                        or (action == "ready" and current.ready)
-                    ):
+                    move = change(current)
+                    if current is None or move is None:
                         pipe.unwatch()
                         return None
-                    entry = msgspec.structs.replace(
-                        current,
-                        mode=mode if mode is not None else current.mode,
-                        share=float(share) if share is not None else current.share,
-                        ready=ready if ready is not None else current.ready,
-                    )
+                    entry, event = move
                     pipe.multi()
-                    pipe.set(key, msgspec.json.encode(entry))
-                    event = ChallengerEvent(
-                        action=action,
-                        challenger=entry,
-                        at=datetime.now(tz=UTC),
-                        by=by,
-                        reason=reason,
-                    )
+                    if entry is None:
+                        pipe.delete(key)
+                    else:
+                        pipe.set(key, msgspec.json.encode(entry))
                     self._log(pipe, stream, event)
                     pipe.execute()
-                    return entry
+                    return current, entry
                 except redis.WatchError:
                     continue  # changed between the read and the write: read again
 
