@@ -39,7 +39,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -51,7 +50,6 @@ import httpx
 import msgspec
 import numpy as np
 import redis
-from confluent_kafka import Consumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamscore.libs.config import Settings
@@ -61,6 +59,7 @@ from streamscore.libs.model.synthetic import train_synthetic_model
 from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.decision_tail import DecisionRecord, DecisionTail
 from streamscore.services.scorer import default_policy
 from streamscore.services.topics_admin import create_topics
 
@@ -79,42 +78,6 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--streams", default="transactions", help="transactions or all (mixed)")
     p.add_argument("--ramp", default="", help="rates to step through, e.g. 250,500,1000")
     return vars(p.parse_args(argv))
-
-
-class _Decision(msgspec.Struct):
-    event_id: str
-    decision: str
-    score: float | None
-    model_version: str
-
-
-class _Tail(threading.Thread):
-    """Receives decisions as they become readable; receive wall time per record."""
-
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": uuid.uuid4().hex,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-                "isolation.level": "read_committed",
-            }
-        )
-        self.consumer.subscribe(topics)
-        self.received: list[tuple[float, bytes]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            # poll() returns as soon as one record is there; consume(n) would wait
-            # for n records or its timeout and add that wait to every latency.
-            m = self.consumer.poll(0.05)
-            if m is not None and m.error() is None:
-                self.received.append((time.time(), m.value() or b""))
-        self.consumer.close()
 
 
 def _events(streams: list[str], n: int) -> list[tuple[str, Event]]:
@@ -262,7 +225,7 @@ def _run_mode(
     url = f"{ep.redis_url.rsplit('/', 1)[0]}/{REDIS_DB}"
     redis.Redis.from_url(url).flushdb()
     producer = make_producer(settings, client_id="bench-e2e")
-    tail = _Tail(ep.kafka_bootstrap, [prefix + STREAMS[s].decision_topic for s in streams])
+    tail = DecisionTail(ep.kafka_bootstrap, [prefix + STREAMS[s].decision_topic for s in streams])
     tail.start()
     warm, paced = events[:WARMUP], events[WARMUP:]
     steps: list[dict[str, Any]] = []
@@ -306,9 +269,8 @@ def _run_mode(
             tail.stop.set()
             tail.join()
     admin.delete_topics([*names, *(dlq_topic(t) for t in [*inputs, *others])])
-    by_id: dict[str, list[tuple[float, _Decision]]] = {}
-    for got, value in tail.received:
-        d = msgspec.json.decode(value, type=_Decision)
+    by_id: dict[str, list[tuple[float, DecisionRecord]]] = {}
+    for got, d in tail.decisions():
         by_id.setdefault(d.event_id, []).append((got, d))
     for step in steps:
         sent = step.pop("sent")

@@ -68,6 +68,7 @@ from streamscore.libs.contracts.events import Transaction
 from streamscore.libs.model.synthetic import train_synthetic_model
 from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.decision_tail import DecisionTail
 from streamscore.services.scorer import default_policy
 from streamscore.services.stack import KAFKA_VERSION
 from streamscore.services.topics_admin import create_topics
@@ -183,7 +184,7 @@ class _Group:
                 (f"{p}streamscore-scorer-{S.name}", self.topics[2]),
             ]
         self.producer = make_producer(settings, client_id="bench-scale")
-        self.tail = sup.Tail(self.ep.kafka_bootstrap, p + S.decision_topic)
+        self.tail = DecisionTail(self.ep.kafka_bootstrap, [p + S.decision_topic])
         self.tail.start()
         self.decisions = sup.Decisions(self.tail)
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())

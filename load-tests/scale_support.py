@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import redis
-from confluent_kafka import Consumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamscore.libs.config import Settings
@@ -29,6 +26,7 @@ from streamscore.libs.contracts.codec import encode
 from streamscore.libs.contracts.events import Transaction
 from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS
+from streamscore.services.decision_tail import DecisionRecord
 from streamscore.services.stack.layout import StackLayout
 
 S = STREAMS["transactions"]
@@ -62,43 +60,6 @@ def send(producer: Any, topic: str, evs: list[Transaction], rate: float | None) 
         sent[ev.event_id] = now
     producer.flush(60)
     return sent
-
-
-class Decision(msgspec.Struct):
-    """The fields of a decision record the oracle compares."""
-
-    event_id: str
-    decision: str
-    score: float | None
-    model_version: str
-
-
-class Tail(threading.Thread):
-    """Receives decisions as they become readable; receive wall time per record."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": uuid.uuid4().hex,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-                "isolation.level": "read_committed",
-            }
-        )
-        self.consumer.subscribe([topic])
-        self.received: list[tuple[float, bytes]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            # poll() returns as soon as one record is there (no wait for a batch).
-            m = self.consumer.poll(0.05)
-            if m is not None and m.error() is None:
-                self.received.append((time.time(), m.value() or b""))
-        self.consumer.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -180,7 +141,7 @@ class Decisions:
         received = self.tail.received
         while self.seen < len(received):
             at, value = received[self.seen]
-            d = msgspec.json.decode(value, type=Decision)
+            d = msgspec.json.decode(value, type=DecisionRecord)
             self.first.setdefault(d.event_id, at)
             self.records.setdefault(d.event_id, []).append(d)
             self.seen += 1

@@ -21,6 +21,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streamscore.libs.config import Settings
 from streamscore.libs.contracts.codec import encode
 from streamscore.libs.contracts.features import FeatureVector
 from streamscore.libs.contracts.registry import contract_for
@@ -35,8 +36,10 @@ from streamscore.libs.simulator.logins import LoginStreamConfig
 from streamscore.libs.simulator.records import SimRecord
 from streamscore.libs.simulator.scenario import Scenario, get
 from streamscore.libs.simulator.sensors import SensorStreamConfig
-from streamscore.libs.topics import STREAMS
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, TopicSpec, dlq_topic
+from streamscore.services.clients import make_admin, make_producer
 from streamscore.services.scorer import default_policy
+from streamscore.services.topics_admin import create_topics
 
 DAY_S = 86_400
 BATCH = 500
@@ -246,3 +249,29 @@ def summary(alerts: Sequence[Any], drift_start_s: float) -> list[str]:
 def chunks(xs: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(xs), n):
         yield xs[i : i + n]
+
+
+def publish_scored_log(
+    settings: Settings,
+    stream: str,
+    prefix: str,
+    records: Sequence[tuple[bytes, bytes]],
+    partitions: int = 3,
+) -> None:
+    """Create the prefix's scored log, its DLQ and the alert topic (if absent) and publish
+    ``records`` (key, value) to the log."""
+    topic = prefix + STREAMS[stream].scored_log_topic
+    create_topics(
+        make_admin(settings),
+        [
+            TopicSpec(topic, partitions, 1),
+            TopicSpec(dlq_topic(topic), 1, 1),
+            TopicSpec(prefix + DRIFT_ALERT_TOPIC, 1, 1),
+        ],
+    )
+    producer = make_producer(settings, client_id="it-monitor")
+    for part in chunks(records, 5000):
+        for key, value in part:
+            producer.send(topic, value, key=key)
+        producer.poll(0)
+    assert producer.flush(60) == 0

@@ -29,19 +29,13 @@ from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS, TopicSpec
 from streamscore.services import stack
 from streamscore.services.clients import make_admin, make_producer
+from streamscore.services.decision_tail import DecisionRecord
 from streamscore.services.sim_producer import publish
 from streamscore.services.topics_admin import create_topics
 from tests.processor_runs import create_stream_topics, read_all, start_cli, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 S = STREAMS["transactions"]
-
-
-class _Decision(msgspec.Struct):
-    event_id: str
-    decision: str
-    score: float | None
-    model_version: str
 
 
 def test_broker_killed_and_restarted_mid_stream(
@@ -97,7 +91,7 @@ def test_broker_killed_and_restarted_mid_stream(
         default=float("inf"),
     )
     for m in decided:
-        d = msgspec.json.decode(m.value(), type=_Decision)
+        d = msgspec.json.decode(m.value(), type=DecisionRecord)
         by_id.setdefault(d.event_id, set()).add((d.decision, d.score, d.model_version))
     sent = {r.event.event_id for r in records}
     lost = len(sent - set(by_id))

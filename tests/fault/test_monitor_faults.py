@@ -26,7 +26,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,15 +37,14 @@ from streamscore.libs.config import Settings
 from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.codec import decode
 from streamscore.libs.monitoring.plan import plan_for
-from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, TopicSpec, dlq_topic
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS
+from streamscore.services.clients import endpoints
 from streamscore.services.monitor_state import MonitorStore
-from streamscore.services.topics_admin import create_topics
 from tests.monitor_runs import (
     DRIFTS,
-    chunks,
     committed_offsets,
     end_offsets,
+    publish_scored_log,
     scored_runs,
     wait_consumed,
 )
@@ -67,25 +66,6 @@ def redis_url(stack_settings: Settings) -> Iterator[str]:
     client.flushdb()
     yield url
     client.flushdb()
-
-
-def _publish(settings: Settings, prefix: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-    """Create the prefix's topics (once) and publish ``records`` to its scored log."""
-    topic = prefix + STREAMS[STREAM].scored_log_topic
-    create_topics(
-        make_admin(settings),
-        [
-            TopicSpec(topic, PARTITIONS, 1),
-            TopicSpec(dlq_topic(topic), 1, 1),
-            TopicSpec(prefix + DRIFT_ALERT_TOPIC, 1, 1),
-        ],
-    )
-    producer = make_producer(settings, client_id="it-monitor-faults")
-    for part in chunks(records, 5000):
-        for key, value in part:
-            producer.send(topic, value, key=key)
-        producer.poll(0)
-    assert producer.flush(60) == 0
 
 
 def _alerts(bootstrap: str, prefix: str) -> list[DriftAlert]:
@@ -127,7 +107,7 @@ def test_monitor_sigkill_repeated_loses_no_incident(
     drifted, _steady = scored_runs(KIND, days=6, drift_day=3, seed=2, model=None)
     tag = uuid.uuid4().hex[:6]
     calm, killed = f"monk-{tag}-calm.", f"monk-{tag}-kill."
-    _publish(stack_settings, calm, drifted.records)
+    publish_scored_log(stack_settings, STREAM, calm, drifted.records)
     log = tmp_path / "monitor.log"
     args = ["monitor", "--stream", STREAM, "--snapshot-s", str(SNAPSHOT_S), "--topic-prefix"]
     procs = [start_cli([*args, calm], bootstrap=bootstrap, redis_url=redis_url, log=log)]
@@ -141,13 +121,13 @@ def test_monitor_sigkill_repeated_loses_no_incident(
         n = len(drifted.records)
         parts = [drifted.records[i * n // (KILLS + 1) : (i + 1) * n // (KILLS + 1)]
                  for i in range(KILLS + 1)]  # fmt: skip
-        _publish(stack_settings, killed, parts[0])
+        publish_scored_log(stack_settings, STREAM, killed, parts[0])
         victim = start_cli([*args, killed], bootstrap=bootstrap, redis_url=redis_url, log=log)
         procs.append(victim)
         rng = random.Random(5)
         done = 0  # records committed when the last kill came
         for part in parts[1:]:
-            _publish(stack_settings, killed, part)
+            publish_scored_log(stack_settings, STREAM, killed, part)
             deadline = time.monotonic() + 300
             while _committed(bootstrap, group, topic) <= done:
                 assert time.monotonic() < deadline, log.read_text()[-3000:]

@@ -32,7 +32,6 @@ import msgspec
 import numpy as np
 import pytest
 import redis
-from confluent_kafka import Consumer
 
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.codec import encode
@@ -40,6 +39,7 @@ from streamscore.libs.contracts.events import Transaction
 from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS, TopicSpec
 from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.services.decision_tail import DecisionRecord, DecisionTail
 from streamscore.services.topics_admin import create_topics
 from tests.processor_runs import create_stream_topics, redis_db_url, start_cli, stop
 
@@ -58,41 +58,6 @@ PHASES: tuple[tuple[str, float, float | None], ...] = (
 #: Nominal input stops after this long in a drain phase (what the machine sustains moves
 #: with the other work on it; the drain then finishes on its own and says so).
 MAX_DRAIN_S = 60.0
-
-
-class _Decision(msgspec.Struct):
-    event_id: str
-    decision: str
-    score: float | None
-    model_version: str
-
-
-class _Tail(threading.Thread):
-    """Counts decisions as they become readable (wall time of receipt per record)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": uuid.uuid4().hex,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-                "isolation.level": "read_committed",
-            }
-        )
-        self.consumer.subscribe([topic])
-        self.received: list[tuple[float, _Decision]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            m = self.consumer.poll(0.05)
-            if m is not None and m.error() is None:
-                d = msgspec.json.decode(m.value() or b"", type=_Decision)
-                self.received.append((time.time(), d))
-        self.consumer.close()
 
 
 class _Feed:
@@ -137,7 +102,7 @@ class _Feed:
         self.producer.poll(0)
 
 
-def _wait_decided(tail: _Tail, n: int, timeout_s: float) -> None:
+def _wait_decided(tail: DecisionTail, n: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while len(tail.received) < n and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -156,7 +121,7 @@ def test_overload_lag_grows_and_drains_and_nothing_is_lost(
         make_admin(stack_settings),
         [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.scored_log_topic)],
     )
-    tail = _Tail(ep.kafka_bootstrap, prefix + S.decision_topic)
+    tail = DecisionTail(ep.kafka_bootstrap, [prefix + S.decision_topic])
     tail.start()
     feed = _Feed(stack_settings, prefix + S.input_topic)
     log = tmp_path / "pipeline.log"
@@ -201,8 +166,8 @@ def test_overload_lag_grows_and_drains_and_nothing_is_lost(
         tail.stop.set()
         tail.join()
 
-    by_id: dict[str, list[tuple[float, _Decision]]] = {}
-    for at, d in tail.received:
+    by_id: dict[str, list[tuple[float, DecisionRecord]]] = {}
+    for at, d in tail.decisions():
         by_id.setdefault(d.event_id, []).append((at, d))
     lost = sum(1 for i in feed.sent if i not in by_id)
     dup = len(tail.received) - len(by_id)

@@ -24,16 +24,15 @@ from streamscore.libs.config import Settings
 from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.codec import decode
 from streamscore.libs.monitoring.plan import plan_for
-from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS, TopicSpec, dlq_topic
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.libs.topics import DRIFT_ALERT_TOPIC, STREAMS
+from streamscore.services.clients import endpoints
 from streamscore.services.scorer import load_model
-from streamscore.services.topics_admin import create_topics
 from tests.monitor_runs import (
     DAY_S,
     DRIFTS,
     WORLD,
     ScoredRun,
-    chunks,
+    publish_scored_log,
     scored_runs,
     summary,
     wait_consumed,
@@ -67,24 +66,6 @@ def redis_url(stack_settings: Settings) -> Iterator[str]:
     client.flushdb()
 
 
-def _publish(settings: Settings, stream: str, prefix: str, run: ScoredRun) -> None:
-    topic = prefix + STREAMS[stream].scored_log_topic
-    create_topics(
-        make_admin(settings),
-        [
-            TopicSpec(topic, PARTITIONS, 1),
-            TopicSpec(dlq_topic(topic), 1, 1),
-            TopicSpec(prefix + DRIFT_ALERT_TOPIC, 1, 1),
-        ],
-    )
-    producer = make_producer(settings, client_id="it-monitor")
-    for part in chunks(run.records, 5000):
-        for key, value in part:
-            producer.send(topic, value, key=key)
-        producer.poll(0)
-    assert producer.flush(60) == 0
-
-
 def _alerts(bootstrap: str, prefix: str) -> list[DriftAlert]:
     msgs = read_all(bootstrap, prefix + DRIFT_ALERT_TOPIC, 10_000, timeout_s=3)
     return [decode(DriftAlert, m.value(), max_bytes=1 << 20) for m in msgs]
@@ -99,7 +80,7 @@ def _monitor_both(
     procs = []
     try:
         for name, run in runs.items():
-            _publish(settings, stream, prefixes[name], run)
+            publish_scored_log(settings, stream, prefixes[name], run.records, PARTITIONS)
         for name in runs:
             args = ["monitor", "--stream", stream, "--topic-prefix", prefixes[name]]
             procs.append(start_cli(args, bootstrap=bootstrap, redis_url=redis_url, log=log))
