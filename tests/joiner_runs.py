@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from streamscore.libs.config import Settings
@@ -22,6 +23,7 @@ from streamscore.libs.contracts.examples import LabelledExample
 from streamscore.libs.contracts.labels import Chargeback
 from streamscore.libs.labels.dataset import read_examples
 from streamscore.libs.labels.facts import LabelRef
+from streamscore.libs.labels.layout import JoinKeys
 from streamscore.libs.labels.spec import HOUR_US, from_us, to_us
 from streamscore.libs.topics import LABELLED_EXAMPLES_TOPIC, STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import make_admin, make_producer
@@ -137,6 +139,27 @@ def wait_drained(bootstrap: str, group: str, topics: list[str], timeout_s: float
     deadline = time.monotonic() + timeout_s
     while lag(bootstrap, group, topics) > 3:  # up to one transaction marker per partition
         assert time.monotonic() < deadline, "the joiner did not catch up"
+        time.sleep(0.2)
+
+
+def wait_matured(settings: Settings, prefix: str, sc: Scenario, timeout_s: float = 45) -> None:
+    """Until the joiner's clock has reached the final tick of ``sc`` (all matured, closed).
+
+    Offsets alone do not say it: the tick's batch advances the clock only as far as
+    the input partitions' holds allow; the rest follows once they fall idle.
+    """
+    tick = sc.inputs[-1]
+    assert isinstance(tick, ScoredIn) and tick.event.event_id == "tick"
+    # The buckets (1 h, JOINER_ARGS) the watermark (tick - lateness 2 h) has entirely passed.
+    want = (to_us(tick.event.event_time) - 2 * HOUR_US) // HOUR_US - 1
+    client = redis.Redis.from_url(settings.redis_url or "")
+    key = JoinKeys(prefix, STREAM).meta
+    deadline = time.monotonic() + timeout_s
+    while True:
+        matured = client.hget(key, "matured")
+        if matured is not None and int(matured) >= want:  # type: ignore[arg-type]
+            return
+        assert time.monotonic() < deadline, f"the joiner's clock stayed at bucket {matured!r}"
         time.sleep(0.2)
 
 

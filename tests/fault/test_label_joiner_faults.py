@@ -29,6 +29,7 @@ from tests.joiner_runs import (
     start_joiner,
     topic_rows,
     wait_drained,
+    wait_matured,
 )
 from tests.label_join_cases import scenario
 from tests.processor_runs import redis_db_url, stop
@@ -65,6 +66,7 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
         wait_drained(bootstrap, topics.group, [topics.scored, topics.labels])
         produce_inputs(settings, topics, [tick])
         wait_drained(bootstrap, topics.group, [topics.scored, topics.labels])
+        wait_matured(settings, prefix, sc)
     finally:
         stop(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]

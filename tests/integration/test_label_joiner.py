@@ -31,6 +31,7 @@ from tests.joiner_runs import (
     start_joiner,
     topic_rows,
     wait_drained,
+    wait_matured,
 )
 from tests.label_join_cases import T0, ScoredIn, scenario
 from tests.processor_runs import read_all, redis_db_url, stop
@@ -59,6 +60,7 @@ def test_joiner_process_joins_every_event_once(stack_settings: Settings, tmp_pat
         wait_drained(bootstrap, topics.group, [topics.scored, topics.labels])
         produce_inputs(settings, topics, [tick])  # the clock passes every horizon
         wait_drained(bootstrap, topics.group, [topics.scored, topics.labels])
+        wait_matured(settings, prefix, sc)
     finally:
         stop(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]

@@ -224,6 +224,7 @@ def cmd_joiner(args: argparse.Namespace) -> int:
         commit_interval_s=args.commit_interval,
         report_interval_s=args.report_interval,
         max_batch=args.max_batch,
+        idle_s=args.idle,
         on_ready=ready,
     )
     print(f"joiner {args.stream}: {summary(stats)}")
@@ -244,6 +245,13 @@ def _add_joiner_command(sub: Any) -> None:
     j.add_argument("--commit-interval", type=float, default=1.0, help="seconds per transaction")
     j.add_argument("--report-interval", type=float, default=60.0, help="seconds per report")
     j.add_argument("--max-batch", type=int, default=1000)
+    j.add_argument(
+        "--idle",
+        type=float,
+        default=5.0,
+        help="seconds without records after which a caught-up input partition stops "
+        "holding the maturity clock",
+    )
     j.add_argument("--report-only", action="store_true", help="write the report once and exit")
     j.add_argument(
         "--memory-probe", type=int, metavar="N", help="measure Redis bytes per pending event"

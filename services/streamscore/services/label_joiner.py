@@ -30,7 +30,9 @@ The protocol, in numbered steps:
 3. **Batch.** Consume; decode (bad records become DLQ records of the
    batch); load the state the batch touches; run the machine; load and
    process the buckets the watermark passed; write changes + the batch's
-   blob (its examples and dead letters) atomically.
+   blob (its examples and dead letters) atomically. When no record comes,
+   the same runs with nothing consumed once the clock's hold has moved (an
+   input partition fell idle: :mod:`~streamscore.libs.labels.clock`).
 4. **Commit cycle** (every ``commit_interval_s``): the outbox blobs the
    consumed offsets reach are written to the dataset (fsync), then produced
    in a Kafka transaction that also commits the offsets; after the commit
@@ -152,6 +154,7 @@ class LabelJoiner:
         max_bytes: int = 1024 * 1024,
         metrics: JoinerMetrics | None = None,
         report_interval_s: float | None = None,
+        idle_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         s = STREAMS[stream]
@@ -184,9 +187,12 @@ class LabelJoiner:
         self._thresholds: list[float] | None = None
         #: Newest time per input partition, and the partitions' (low, end) offsets refreshed
         #: at most every second: which partitions still hold the clock back (rule 5).
-        self.partition_clock = PartitionClock()
+        self.partition_clock = PartitionClock(idle_s=idle_s)
         self._ends: dict[tuple[str, int], tuple[int, int]] = {}
         self._ends_at = -1e9
+        #: The hold the last batch advanced to: an idle poll advances again when it moved.
+        self._hold: int | None = None
+        self._idle_checked = clock()
 
     # -- 1, 2: start and recover ----------------------------------------------------------
 
@@ -205,6 +211,7 @@ class LabelJoiner:
         committed = self.consumer.committed(partitions, timeout=_KAFKA_TIMEOUT_S)
         self.committed = {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
         self._partitions = [(tp.topic, tp.partition) for tp in partitions]
+        self.partition_clock.start(self._partitions, now=self.clock())
         self.positions = dict(self.committed)
         done = committed_prefix(self.state.outbox(), self.committed)
         self.state.drop_outbox(done)
@@ -235,9 +242,14 @@ class LabelJoiner:
                 messages.append(m)
             elif err.fatal():
                 raise KafkaException(err)
+        now = self.clock()
         if messages:
             self._apply(messages)
-        now = self.clock()
+        elif now - self._idle_checked >= 0.5:
+            # Partitions fall idle without any record arriving (rule 5): advance then too.
+            self._idle_checked = now
+            if self.partition_clock.hold(self._lagging(), now=now) != self._hold:
+                self._apply([])
         if now - self._last_cycle >= self.commit_interval_s:
             self.commit_cycle()
             self._last_cycle = now
@@ -247,6 +259,7 @@ class LabelJoiner:
         return len(messages)
 
     def _apply(self, messages: Sequence[Message]) -> None:
+        now = self.clock()
         inputs: list[_Input] = []
         dead: list[OutRecord] = []
         for m in messages:
@@ -258,7 +271,7 @@ class LabelJoiner:
                 dead.append(self._dead_letter(m, err))
                 continue
             inputs.append(x)
-            self.partition_clock.observe((topic, partition), x.time_us)
+            self.partition_clock.observe((topic, partition), x.time_us, now=now)
         ids = {x.target for x in inputs if x.target is not None}
         view = self.state.view(ids, ids)
         emitted: list[Emitted] = []
@@ -272,7 +285,7 @@ class LabelJoiner:
                 outcome, out = self.machine.label(view, x.fact)
             outcomes[outcome] += 1
             emitted += out
-        hold = self.partition_clock.hold(self._lagging())
+        hold = self._hold = self.partition_clock.hold(self._lagging(), now=now)
         self.state.load_due(view, self.machine.targets(view.meta, hold_us=hold))
         advanced, out = self.machine.advance(view, hold_us=hold)
         outcomes.update(advanced)
@@ -445,6 +458,7 @@ def make_joiner(
     commit_interval_s: float = 1.0,
     report_interval_s: float = 60.0,
     max_batch: int = 1000,
+    idle_s: float = 5.0,
     metrics: JoinerMetrics | None = None,
 ) -> LabelJoiner:
     """A joiner wired to the settings' Kafka and Redis (not started)."""
@@ -478,6 +492,7 @@ def make_joiner(
         max_bytes=settings.max_message_bytes,
         metrics=metrics,
         report_interval_s=report_interval_s if out is not None else None,
+        idle_s=idle_s,
     )
 
 
@@ -491,6 +506,7 @@ def run_joiner(
     commit_interval_s: float = 1.0,
     report_interval_s: float = 60.0,
     max_batch: int = 1000,
+    idle_s: float = 5.0,
     on_ready: Callable[[JoinerStats], None] | None = None,
 ) -> JoinerStats:
     """Run the joiner of ``stream`` until SIGTERM/SIGINT (graceful: a last commit cycle)."""
@@ -506,6 +522,7 @@ def run_joiner(
         commit_interval_s=commit_interval_s,
         report_interval_s=report_interval_s,
         max_batch=max_batch,
+        idle_s=idle_s,
         metrics=metrics,
     )
     stop = threading.Event()

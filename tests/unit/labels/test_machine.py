@@ -37,17 +37,17 @@ def run(
     labels_caught_up: bool = True,
 ) -> list[Emitted]:
     out: list[Emitted] = []
-    clock = PartitionClock()
+    clock = PartitionClock(idle_s=0.0)  # only lagging partitions hold
     for batch in batched:
         for x in batch:
             if isinstance(x, LabelIn):
-                clock.observe(("labels", 0), x.fact.label.time_us)
+                clock.observe(("labels", 0), x.fact.label.time_us, now=0.0)
             if isinstance(x, ScoredIn):
                 rec = record_of(x.event, CONTEXTS.intern(context_of(x.event)))
                 out += machine.scored(store, x.event.event_id, rec)[1]
             else:
                 out += machine.label(store, x.fact)[1]
-        hold = None if labels_caught_up else clock.hold([("labels", 0)])
+        hold = None if labels_caught_up else clock.hold([("labels", 0)], now=0.0)
         out += machine.advance(store, hold_us=hold)[1]
     return out
 
