@@ -252,6 +252,9 @@ def test_canary_share_routes_a_stable_30_percent_of_entities(
         logged = _on(out, S.scored_log_topic, ScoredEvent)
         assert [d.event_id for d in live] == [_event(b).event_id for b in batch]  # order kept
         assert [d.model_version for d in live] == [s.model_version for s in logged]
+        # The log says which slot decided (the monitor watches the champion's only).
+        roles = {"tx-ro-1": "champion", "tx-ro-2": "canary"}
+        assert [s.model_role for s in logged] == [roles[s.model_version] for s in logged]
         assert not _on(out, S.shadow_decision_topic, TransactionDecision)
         for b, d in zip(batch, live, strict=True):
             by_customer.setdefault(_event(b).customer_id, set()).add(d.model_version)

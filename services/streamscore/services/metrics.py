@@ -454,7 +454,8 @@ class MonitorMetrics:
         self.skipped = Counter(
             "streamscore_monitor_skipped_events_total",
             "Records not counted in their slot: late (slot already compared), ahead (far "
-            "beyond the watermark); unknown_schema: features skipped (another model input).",
+            "beyond the watermark); unknown_schema: features skipped (another model input); "
+            "canary: score and outcome skipped (a canary decided; its inputs count).",
             ["stream", "reason"],
             registry=registry,
         )

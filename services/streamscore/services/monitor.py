@@ -100,7 +100,8 @@ class MonitorHandler:
         self.clock = clock
         #: Alerts produced by the last batch (marked in Redis once acknowledged).
         self.published: list[DriftAlert] = []
-        self._counted = {"late": 0, "ahead": 0, "unknown_schema": 0}
+        self._counted = {"late": 0, "ahead": 0, "unknown_schema": 0, "canary": 0}
+        self._restarts = watch.stats.restarts
         self._suppressed: dict[str, int] = {}
 
     def __call__(self, batch: list[Decoded]) -> list[Output]:
@@ -118,6 +119,13 @@ class MonitorHandler:
         if self.assignment is not None:
             self.watch.book.expect(self.assignment(), now=now)
         detections = self.watch.update(events, partitions, now=now)  # step 2
+        if self.watch.stats.restarts != self._restarts:
+            self._restarts = self.watch.stats.restarts
+            log.info(
+                "%s: new champion or policy %s: score and outcome baselines restart",
+                self.stream,
+                self.watch.decider,
+            )
         self.desk.offer(detections)  # step 3
         alerts = self.desk.due(
             self.watch.watermark, model_version=self.watch.model_version, now=self.clock()
@@ -165,6 +173,7 @@ class MonitorHandler:
             "late": watch.book.late,
             "ahead": watch.book.ahead,
             "unknown_schema": watch.stats.unknown_schema,
+            "canary": watch.stats.canary,
         }
         for reason, n in now.items():
             if n > self._counted[reason]:

@@ -144,6 +144,8 @@ class RolloutBatch:
 
     scored: ScoredBatch
     shadow: list[tuple[int, Decision]] = field(default_factory=list)
+    #: Per live decision: the canary decided it (empty: the champion decided every one).
+    canary: list[bool] = field(default_factory=list)
     alerts: list[DriftAlert] = field(default_factory=list)
 
 
@@ -351,7 +353,7 @@ class ChallengerRunner:
             self._record(CHALLENGER, serving.model, canary.decisions, timed, "live")
         self._record(CHAMPION, champion, rest.decisions, timed_champ, "live")
         scored = rest if canary is None else merge(mask, canary, rest)
-        out = RolloutBatch(scored)
+        out = RolloutBatch(scored, canary=list(mask) if canary is not None else [])
         out.alerts = self._maybe_judge(outcomes)
         return out
 

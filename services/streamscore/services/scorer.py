@@ -290,6 +290,7 @@ class Scorer:
         now = datetime.now(tz=UTC)
         self._stage_s = [0.0, 0.0]
         shadowed: list[tuple[int, Decision]] = []
+        canary: list[bool] = []
         if runner is not None and runner.serving is not None:
             keys = [str(getattr(event_of(v), runner.key_field, "") or "") for v in vectors]
             rolled = runner.decide(
@@ -301,6 +302,7 @@ class Scorer:
                 outcomes=self.policy.outcomes,
             )
             scored, shadowed, alerts = rolled.scored, rolled.shadow, alerts + rolled.alerts
+            canary = rolled.canary
         else:
             scored = self._decide(vectors, model, explainer, True, now=now)
         model_s, decide_s = self._stage_s
@@ -343,6 +345,7 @@ class Scorer:
                             degraded=decision.degraded,
                             feature_freshness=dict(decision.feature_freshness),
                             decided_at=decision.decided_at,
+                            model_role="canary" if canary and canary[i] else "champion",
                         )
                     ),
                     d.key,

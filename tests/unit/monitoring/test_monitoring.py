@@ -11,6 +11,8 @@ import pytest
 
 from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.codec import decode, encode
+from streamscore.libs.contracts.scored import ScoredEvent
+from streamscore.libs.features.definitions import feature_schema_hash, model_features
 from streamscore.libs.monitoring.alerting import AlertDesk
 from streamscore.libs.monitoring.comparison import Detection
 from streamscore.libs.monitoring.plan import HOUR, PLANS, Signal, StreamPlan, plan_for
@@ -114,6 +116,73 @@ def test_the_watch_pickles_and_continues_identically() -> None:
     _feed(a, first)
     b = pickle.loads(pickle.dumps(a))
     assert _feed(a, rest) == _feed(b, rest)
+
+
+def _scored(
+    plan: StreamPlan, *, change_h: float, new_version: str, canary_share: float, seed: int
+) -> list[ScoredEvent]:
+    """Six days of 60 scored events an hour, stationary inputs. From ``change_h`` on, a model
+    scoring 0.25 higher and blocking 20 % (not 2 %) decides: as a canary on ``canary_share``
+    of events, else as the champion under ``new_version`` ("v1": an unannounced change)."""
+    rng = np.random.default_rng(seed)
+    names, schema = model_features(plan.stream), feature_schema_hash(plan.stream)
+    out = []
+    for i, t in enumerate(np.sort(rng.uniform(0, 144 * HOUR, 144 * 60)).tolist()):
+        new = t >= change_h * HOUR
+        canary = new and rng.random() < canary_share
+        newer = canary or (new and canary_share == 0)
+        score = float(np.clip(rng.normal(0.3 + 0.25 * newer, 0.1), 0, 1))
+        out.append(
+            ScoredEvent(
+                event_id=f"e{i}",
+                event_time=datetime.fromtimestamp(T0 + t, tz=UTC),
+                stream=plan.stream,
+                keys={},
+                feature_names_hash=schema,
+                values=rng.normal(0, 1, len(names)).tolist(),
+                model_version=new_version if newer and not canary else ("v2" if canary else "v1"),
+                policy_version="p1",
+                score=score,
+                decision="block" if rng.random() < (0.2 if newer else 0.02) else "approve",
+                policy_path="model",
+                degraded=None,
+                feature_freshness={},
+                decided_at=datetime.fromtimestamp(T0 + t, tz=UTC),
+                model_role="canary" if canary else "champion",
+            )
+        )
+    return out
+
+
+def _watch(plan: StreamPlan, events: list[ScoredEvent]) -> tuple[StreamWatch, list[Detection]]:
+    watch, found = StreamWatch(plan), []
+    for i in range(0, len(events), 500):
+        found += watch.update(events[i : i + 500])
+    return watch, found
+
+
+def test_canary_outputs_and_a_new_champion_are_not_drift_but_an_unannounced_change_is() -> None:
+    plan = replace(PLAN, settle_s=0)
+    outputs = {"score", "decision_rate"}
+    # The same shifted outputs, unannounced (same version, champion role): detected.
+    _, silent = _watch(plan, _scored(plan, change_h=72, new_version="v1", canary_share=0, seed=3))
+    assert {d.signal.kind for d in silent} == outputs
+    # As a canary on half the events: its outputs are not watched (the judge compares them).
+    w, canary = _watch(plan, _scored(plan, change_h=72, new_version="v1", canary_share=0.5, seed=3))
+    assert not [d for d in canary if d.signal.kind in outputs]
+    assert w.stats.canary > 2000 and w.model_version == "v1" and w.stats.restarts == 0
+    # Promoted to champion under its own version: the output tests restart from the next
+    # slot with the new model's own baseline, and are testing again before the end.
+    w, promoted = _watch(plan, _scored(plan, change_h=72, new_version="v2", canary_share=0, seed=3))
+    assert not [d for d in promoted if d.signal.kind in outputs]
+    assert (w.stats.restarts, w.model_version, w.decider) == (1, "v2", ("v2", "p1"))
+    score = w.comparisons[0].tests[0]
+    assert score.usable_from == 73 + int(T0 // HOUR) and score.detector is not None
+    # The restart survives a snapshot taken before the change (no such attributes then).
+    old = StreamWatch(plan)
+    for name in ("decider", "restart_from", "_restarts"):
+        old.__dict__.pop(name, None)
+    assert pickle.loads(pickle.dumps(old)).decider is None
 
 
 def _detection(

@@ -47,6 +47,7 @@ def test_rows_survive_parquet_bit_for_bit(tmp_path: Path) -> None:
         keys={},
         score=None,
     )
+    events[1] = replace(events[1], model_role="canary")
     rows = [Logged(e, 0, i) for i, e in enumerate(events)]
     _write(tmp_path, rows, 0, 0, len(rows) - 1)
     table = read_scored(tmp_path, STREAM)
@@ -60,6 +61,20 @@ def test_rows_survive_parquet_bit_for_bit(tmp_path: Path) -> None:
     # The +02:00 event of 01:30 on 2 March is on 1 March in UTC.
     first = read_scored(tmp_path, STREAM, end_day=date(2026, 3, 1))
     assert events[0].event_id in first["event_id"].to_pylist()
+
+
+def test_files_written_before_contract_v2_read_as_champion_decisions(tmp_path: Path) -> None:
+    events = [replace(e, model_role="canary") for e in scored_events(30, days=1, seed=14)]
+    rows = [Logged(e, 0, i) for i, e in enumerate(events)]
+    old = to_table(rows).drop_columns(["model_role"])  # the v1 file layout
+    folder = ensure_dir(day_dir(tmp_path, STREAM, date(2026, 3, 1)))
+    pq.write_table(old, folder / file_name(0, 0, len(rows) - 1))
+    table = read_scored(tmp_path, STREAM)
+    assert table.schema.equals(SCHEMA)
+    assert table["model_role"].null_count == len(rows)
+    back = to_rows(table)
+    assert {r.event.model_role for r in back} == {"champion"}
+    assert [replace(r.event, model_role="canary") for r in back] == events
 
 
 def test_reader_keeps_the_first_record_of_each_event(tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ def _build() -> tuple[Contract, ...]:
         Contract("failure", "labels", 1, Failure, sr.label_topic, sr.name),
         Contract("conversion", "labels", 1, Conversion, ck.label_topic, ck.name),
         # One log type for the four streams: its topics are every ``scored.<stream>``.
-        Contract("scored_event", "log", 1, ScoredEvent, None, None),
+        Contract("scored_event", "log", 2, ScoredEvent, None, None),
         # The label joiner's output, one topic for the four streams (the record says which).
         Contract("labelled_example", "log", 1, LabelledExample, LABELLED_EXAMPLES_TOPIC, None),
         # The monitor's drift incidents and retraining triggers, and the scorers' canary

@@ -13,7 +13,7 @@ True
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -22,13 +22,17 @@ from streamscore.libs.contracts.decisions import MAX_FEATURE_GROUPS, FeatureGrou
 from streamscore.libs.contracts.features import MAX_FEATURES, SchemaHash
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+#: The model slot that decided a logged event (v2): shadow decisions are never logged.
+ModelRole = Literal["champion", "canary"]
 
 
 class ScoredEvent(Message, frozen=True):
     """One scored event: the model input vector exactly as the model saw it, and the outcome.
 
     ``values`` follows the model manifest's feature order (its hash is
-    ``feature_names_hash``); ``None`` is a missing value.
+    ``feature_names_hash``); ``None`` is a missing value. ``model_role`` (v2)
+    says whether the champion or a canary challenger decided: the monitor
+    watches the champion's scores and outcomes only.
     """
 
     event_id: Id
@@ -47,3 +51,4 @@ class ScoredEvent(Message, frozen=True):
         dict[FeatureGroup, float | None], msgspec.Meta(max_length=MAX_FEATURE_GROUPS)
     ]
     decided_at: Timestamp
+    model_role: ModelRole = "champion"

@@ -252,6 +252,14 @@ class SegmentComparisons:
         self.slot_ids[:] = -1
         self.tests = [_Test(usable_from) for _ in self.signals]
 
+    def restart(self, signals: Iterable[int], usable_from: int) -> None:
+        """Forget the tests of ``signals`` (column indices): their baselines use slots from
+        ``usable_from`` on only, as after a gap (a new champion's scores are not the old one's).
+        """
+        for g in signals:
+            if self.tests[g].usable_from < usable_from:
+                self.tests[g] = _Test(usable_from)
+
     def close(self, slots: Sequence[tuple[int, SlotSums | None]]) -> list[Detection]:
         """Store closed slots (in order) and run steps 1-5; returns the detections."""
         pending: list[list[tuple[int, float]]] = [[] for _ in self.signals]

@@ -7,6 +7,9 @@ Per batch of scored events:
    feature (non-finite or absent: skipped by that signal only). A record
    whose ``feature_names_hash`` is not the stream's live feature schema (a
    model with another input) contributes no feature values; it is counted.
+   A record a canary decided (``model_role``) contributes its inputs but not
+   its score or outcome: the scorers' judge compares the canary with the
+   champion; here the champion's outputs are watched, not the mix.
 2. Each event goes to the segment ``all`` and to one segment per rule of the
    plan (:mod:`.segments`), into the event-time slot of its ``event_time``
    (:mod:`.slots`).
@@ -15,8 +18,12 @@ Per batch of scored events:
 
 The first ``settle_s`` of event time are not compared (a cold stream's
 windowed features are still filling); a segment first met later starts
-comparing a ``lag`` after it appears. The whole state pickles (detectors
-included), so a service can save it and resume.
+comparing a ``lag`` after it appears. When the champion changes (a newer
+champion record names another model version), the score and outcome tests
+restart from the slot after the change: their baselines are the new model's
+own, from a ``lag`` later, as after a gap; a new policy version restarts the
+outcome tests the same way. Model inputs keep their baselines. The whole state
+pickles (detectors included), so a service can save it and resume.
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ class WatchStats:
     events: int = 0
     #: Records whose feature schema is not the stream's (their features are skipped).
     unknown_schema: int = 0
+    #: Records a canary decided (inputs watched, outputs not).
+    canary: int = 0
+    #: Champion or policy changes that restarted output tests.
+    restarts: int = 0
     slots_closed: int = 0
     detections: int = 0
     gaps: int = 0
@@ -76,6 +87,13 @@ def symlog(x: FloatArray) -> FloatArray:
 
 class StreamWatch:
     """The monitor's state for one stream (module docstring)."""
+
+    #: The champion's (model, policy) versions of the newest champion record, and the
+    #: first slot each output test may use after the last change (class defaults: a
+    #: snapshot saved before these existed restores without them).
+    decider: tuple[str, str] | None = None
+    restart_from: dict[int, int] | None = None
+    _restarts: list[tuple[float, tuple[int, ...]]] | None = None
 
     def __init__(self, plan: StreamPlan) -> None:
         self.plan = plan
@@ -131,10 +149,23 @@ class StreamWatch:
                 self.stats.unknown_schema += 1
             for k, col in keys.items():
                 col.append(ev.keys.get(k))
-            if times[i] >= self._newest:
+            if ev.model_role == "canary":
+                raw[i, : 1 + len(outcomes)] = np.nan
+                self.stats.canary += 1
+            elif times[i] >= self._newest:
                 self._newest = times[i]
-                self.model_version = ev.model_version
+                self._champion(ev, times[i])
         return Columns(times, raw, keys)
+
+    def _champion(self, ev: ScoredEvent, t: float) -> None:
+        """Note the newest champion record's versions; a change restarts output tests."""
+        new = (ev.model_version, ev.policy_version)
+        old, self.decider, self.model_version = self.decider, new, ev.model_version
+        if old is None or old == new:
+            return
+        kinds = ("score", "decision_rate") if old[0] != new[0] else ("decision_rate",)
+        cols = tuple(i for i, sig in enumerate(self.signals) if sig.kind in kinds)
+        self._restarts = [*(self._restarts or []), (t, cols)]
 
     # -- steps 2 and 3 --------------------------------------------------------------------
 
@@ -171,6 +202,7 @@ class StreamWatch:
                 values = cols.keys.get(rule.key, [None] * n)
                 kept = [v for v, k in zip(values, keep.tolist(), strict=True) if k]
                 self.book.add(self.segments.ids(rule, kept), t, x, raw)
+        self._apply_restarts()
         closed = self.book.close(now=now)
         if not closed:
             return []
@@ -188,6 +220,18 @@ class StreamWatch:
         self.stats.detections += len(found)
         return found
 
+    def _apply_restarts(self) -> None:
+        """Output tests of every segment restart from the slot after each change."""
+        for t, cols in self._restarts or []:
+            slot = math.floor(t / self.plan.slot_s) + 1
+            self.restart_from = {**(self.restart_from or {})}
+            for g in cols:
+                self.restart_from[g] = max(self.restart_from.get(g, slot), slot)
+            for comp in self.comparisons.values():
+                comp.restart(cols, slot)
+            self.stats.restarts += 1
+        self._restarts = None
+
     def _settle_slot(self) -> int:
         first = self.book.first_time or 0.0
         return math.ceil((first + self.plan.settle_s) / self.plan.slot_s)
@@ -204,6 +248,8 @@ class StreamWatch:
                     self.calibration,
                     usable_from=max(self._settle_slot(), run[0].slot),
                 )
+                for g, slot in (self.restart_from or {}).items():
+                    self.comparisons[sid].restart([g], slot)
         found: list[Detection] = []
         for sid, comp in self.comparisons.items():
             slots: list[tuple[int, SlotSums | None]] = [(c.slot, c.sums.get(sid)) for c in run]

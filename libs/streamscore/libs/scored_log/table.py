@@ -13,6 +13,9 @@ contract's fields followed by where the record came from on Kafka:
   (``feature_names_hash`` names it), a missing value is a **null item**, never
   0 or NaN. Doubles hold the logged floats bit for bit.
 * ``score``, ``degraded``: nullable, as in the contract.
+* ``model_role`` (contract v2): nullable only because files written before
+  it lack the column; readers with this schema see null there, meaning
+  ``champion``.
 * ``kafka_partition`` (int32), ``kafka_offset`` (int64): the record's origin on
   ``scored.<stream>``, used for file names, recovery and dedupe order.
 
@@ -61,6 +64,8 @@ SCHEMA: pa.Schema = pa.schema(
         pa.field("degraded", pa.string(), nullable=True),
         pa.field("feature_freshness", pa.map_(pa.string(), pa.float64()), nullable=False),
         pa.field("decided_at", _TS, nullable=False),
+        # Contract v2; null in files written before it (read back as "champion").
+        pa.field("model_role", pa.string(), nullable=True),
         pa.field("kafka_partition", pa.int32(), nullable=False),
         pa.field("kafka_offset", pa.int64(), nullable=False),
     ]
@@ -118,6 +123,7 @@ def to_table(rows: Sequence[Logged]) -> pa.Table:
         text("degraded"),
         _map([e.feature_freshness for e in events], pa.float64()),
         pa.array([e.decided_at for e in events], type=_TS),
+        text("model_role"),
         pa.array([r.partition for r in rows], type=pa.int32()),
         pa.array([r.offset for r in rows], type=pa.int64()),
     ]
@@ -143,6 +149,7 @@ def to_rows(table: pa.Table) -> list[Logged]:
             degraded=r["degraded"],
             feature_freshness=dict(r["feature_freshness"]),
             decided_at=r["decided_at"],
+            model_role=r.get("model_role") or "champion",
         )
         out.append(Logged(event, r["kafka_partition"], r["kafka_offset"]))
     return out
