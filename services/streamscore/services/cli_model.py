@@ -165,6 +165,8 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
     from dataclasses import replace  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
+    from streamscore.libs.labels.spec import default_spec, parse_duration  # noqa: PLC0415
+    from streamscore.libs.rollout.late_judge import LateBounds  # noqa: PLC0415
     from streamscore.libs.rollout.progression import Plan  # noqa: PLC0415
     from streamscore.libs.training.params import XGBParams  # noqa: PLC0415
     from streamscore.libs.training.triggers import TriggerPolicy  # noqa: PLC0415
@@ -211,6 +213,11 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
         topic_prefix=args.topic_prefix,
         offset_reset=args.offset_reset,
         namespace=args.namespace,
+        late_bounds=None
+        if args.no_late_judge
+        else LateBounds(min_flagged=args.late_min_flagged, min_drop=args.late_min_drop),
+        horizon_us=default_spec(args.stream, horizon=args.horizon).horizon_us,
+        late_bucket_us=parse_duration(args.late_bucket),
     )
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -274,6 +281,21 @@ def add_retrainer_command(sub: Any) -> None:
         type=float,
         default=None,
         help="this challenger's bound on an outcome's rate shift (default: the scorers' 0.05)",
+    )
+    r.add_argument(
+        "--no-late-judge",
+        action="store_true",
+        help="never re-judge a promotion on its matured canary cohort's realised precision",
+    )
+    r.add_argument(
+        "--horizon", help="the label joiner's maturity horizon (its --horizon; stream default)"
+    )
+    r.add_argument("--late-bucket", default="1d", help="late judge cohort bucket (stream time)")
+    r.add_argument(
+        "--late-min-flagged", type=int, default=30, help="flagged events per side to judge"
+    )
+    r.add_argument(
+        "--late-min-drop", type=float, default=0.05, help="precision drop that rolls back"
     )
     r.add_argument("--by", default="retrainer", help="who the audit names")
     r.add_argument("--topic-prefix", default="", help="namespace of topics, group and state")

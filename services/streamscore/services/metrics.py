@@ -134,6 +134,7 @@ def exported_names() -> set[str]:
     ApiMetrics(registry)
     MonitorMetrics(registry)
     JoinerMetrics(registry)
+    RetrainerMetrics(registry)
     names = {mf.name for mf in registry.collect()}
     # Counters are exported as <name>_total, histograms as <name>_bucket/_count/_sum.
     suffixes = ("", "_total", "_bucket", "_count", "_sum", "_created")
@@ -504,5 +505,13 @@ class RetrainerMetrics:
             "streamscore_retrainer_training_running",
             "1 while a training runs.",
             ["stream"],
+            registry=registry,
+        )
+        self.late_verdicts = Counter(
+            "streamscore_late_judge_verdicts_total",
+            "Promotions judged again on their matured canary cohort, by verdict: rolled_back "
+            "(realised precision clearly below the replaced model's: the store rolled back), "
+            "kept, too_few (flagged events), no_cohort (promoted without a canary).",
+            ["stream", "verdict"],
             registry=registry,
         )

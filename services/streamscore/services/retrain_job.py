@@ -16,6 +16,8 @@ from pathlib import Path
 from streamscore.libs.config import Settings
 from streamscore.libs.kafka_config import OffsetReset
 from streamscore.libs.labels.dataset import files as dataset_files
+from streamscore.libs.labels.spec import DAY_US, DEFAULTS
+from streamscore.libs.rollout.late_judge import LateBounds
 from streamscore.libs.rollout.progression import Plan
 from streamscore.libs.training.params import XGBParams
 from streamscore.libs.training.split import DelaySplit
@@ -55,6 +57,11 @@ class RetrainerConfig:
     offset_reset: OffsetReset = "earliest"
     #: Model store namespace in Redis (scorers read ``streamscore``).
     namespace: str = "streamscore"
+    #: The late judge (:mod:`streamscore.libs.rollout.late_judge`): its bounds (``None``:
+    #: off), the label joiner's maturity horizon and the cohort bucket, in stream time.
+    late_bounds: LateBounds | None = field(default_factory=LateBounds)
+    horizon_us: int = DEFAULTS["transactions"].horizon_us
+    late_bucket_us: int = DAY_US
 
 
 @dataclass

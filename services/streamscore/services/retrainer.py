@@ -31,6 +31,15 @@ A ``rollback`` alert of the scorers' canary judge (``alerts.drift``) removes the
 rolled-back model's ``challenger`` / ``canary`` / ``shadow`` aliases in the
 registry (audited), so the registry says what serves.
 
+**Late rollback.** Every labelled example (corrections included) is also counted
+for the late judge (:mod:`streamscore.libs.rollout.late_judge`). Once the canary
+cohort of the champion's last promotion has matured, its realised precision is
+compared with the model it replaced on the same buckets; a clear drop re-activates
+the previous model (:meth:`ModelStore.rollback`), publishes a ``rollback`` alert
+(signal ``precision``, reason ``late_precision``) and counts the verdict
+(``streamscore_late_judge_verdicts_total``); the registry's ``champion`` alias
+follows the store. Each promotion is judged once.
+
 The training runs in a worker thread while the loop keeps reading (a long fit
 never stalls the consumer past ``max.poll.interval.ms``); records that arrive
 meanwhile count for the next training.
@@ -57,10 +66,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 
 import msgspec
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import start_http_server
 
 from streamscore.libs.config import Settings
@@ -68,6 +78,7 @@ from streamscore.libs.contracts.alerts import DriftAlert
 from streamscore.libs.contracts.codec import decode
 from streamscore.libs.contracts.errors import ContractError
 from streamscore.libs.contracts.examples import LabelledExample
+from streamscore.libs.rollout.late_judge import LateState, LateVerdict, judge, observe
 from streamscore.libs.topics import DRIFT_ALERT_TOPIC, LABELLED_EXAMPLES_TOPIC
 from streamscore.libs.training.triggers import (
     Decision,
@@ -78,6 +89,8 @@ from streamscore.services.clients import make_consumer, make_redis
 from streamscore.services.metrics import RetrainerMetrics
 from streamscore.services.model_store import ModelStore
 from streamscore.services.retrain_job import Outcome, RetrainerConfig, retrain_once
+from streamscore.services.rollout_moves import late_rollback_alert
+from streamscore.services.scorer import default_policy
 from streamscore.services.shutdown import stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -95,6 +108,8 @@ class RetrainerState(msgspec.Struct, kw_only=True):
     last: dict[str, str] = msgspec.field(default_factory=dict)
     #: ``rollback`` alerts not yet applied to the registry's aliases: [model version, why].
     rollbacks: list[list[str]] = msgspec.field(default_factory=list)
+    #: The late judge's counts per model version and bucket, and the promotions judged.
+    late: LateState = msgspec.field(default_factory=LateState)
 
 
 @dataclass
@@ -137,6 +152,8 @@ class Retrainer:
         self._last_decision: tuple[tuple[str, ...], str] = ((), "")
         self._synced: tuple[object, ...] | None = None
         self._sync_at = 0.0
+        self._late_at = 0.0
+        self._pass_outcome = default_policy(cfg.stream).outcomes[0]
         if metrics is not None:  # the series exist from the start, not from the first change
             metrics.running.labels(cfg.stream).set(0)
             metrics.new_examples.labels(cfg.stream).set(self.state.triggers.new_examples)
@@ -186,6 +203,17 @@ class Retrainer:
         self._count("alert" if hit else "other")
 
     def _example(self, ex: LabelledExample) -> None:
+        if ex.stream == self.cfg.stream and self.cfg.late_bounds is not None:
+            observe(
+                self.state.late,
+                ex.model_version,
+                t_us=_us(ex.event_time),
+                revision=ex.revision,
+                label=ex.label,
+                flagged=ex.score is not None and ex.decision != self._pass_outcome,
+                matured_us=_us(ex.matured_at),
+                bucket_us=self.cfg.late_bucket_us,
+            )
         if ex.stream != self.cfg.stream or ex.revision != 0:
             self._count("other")
             return
@@ -250,6 +278,61 @@ class Retrainer:
         for m in moves:
             log.info("%s: registry %s", self.cfg.stream, m.line())
         return len(moves)
+
+    def late_judge(self, caught_up: Callable[[], bool], every_s: float = 2.0) -> LateVerdict | None:
+        """Judge the champion's last promotion again on its matured canary cohort (module
+        doc); at most every ``every_s`` and only while ``caught_up()``: every committed
+        example has been read, so none below the frontier is still unread on a partition
+        read more slowly. Returns a verdict when one was given now."""
+        now = time.monotonic()
+        bounds = self.cfg.late_bounds
+        if bounds is None or now - self._late_at < every_s:
+            return None
+        self._late_at = now
+        if not caught_up():
+            return None
+        stream = self.cfg.stream
+        active = self.store.active(stream)
+        if active is None:
+            return None
+        old = next((r for r in self.store.history(stream) if r.version != active.version), None)
+        if old is None or f"{old.version}->{active.version}" in self.state.late.judged:
+            return None
+        v = judge(
+            self.state.late,
+            new=active.version,
+            old=old.version,
+            horizon_us=self.cfg.horizon_us,
+            bucket_us=self.cfg.late_bucket_us,
+            bounds=bounds,
+        )
+        if v is None:
+            return None
+        if v.verdict == "rolled_back":
+            self._roll_back_late(v)
+        self.state.late.judged.append(v.pair)
+        self.save()
+        log.info("%s: %s", stream, v.reason())
+        if self.metrics is not None:
+            self.metrics.late_verdicts.labels(stream, v.verdict).inc()
+        return v
+
+    def _roll_back_late(self, v: LateVerdict) -> None:
+        """Re-activate the replaced model and say so on ``alerts.drift`` (acknowledged)."""
+        from streamscore.libs.contracts.codec import encode  # noqa: PLC0415
+        from streamscore.services.clients import make_producer  # noqa: PLC0415
+
+        stream = self.cfg.stream
+        current = self.store.active(stream)
+        if current is None or current.version != v.new:
+            return  # moved on meanwhile: the next promotion gets its own judgement
+        back = self.store.rollback(stream)
+        log.warning("%s: late rollback %s -> %s: %s", stream, v.new, back.version, v.reason())
+        alert = late_rollback_alert(stream, v, now=datetime.now(tz=UTC))
+        producer = make_producer(self.settings, client_id=f"{SERVICE}-{stream}")
+        producer.send(self.alert_topic, encode(alert), key=stream.encode())
+        if producer.flush(30) != 0 or producer.failed_total:
+            raise RuntimeError(f"{stream}: the late rollback alert was not acknowledged")
 
     # Trainings -----------------------------------------------------------------------------
 
@@ -317,6 +400,22 @@ class Retrainer:
         return out
 
 
+def _read_to_end(consumer: Consumer, topic: str, *, quiet: bool) -> bool:
+    """Whether the last poll was ``quiet`` and every partition of ``topic`` assigned to
+    ``consumer`` has been read to its end (one offset of slack: the last may be a
+    transaction marker, never delivered)."""
+    if not quiet:
+        return False
+    parts = [tp for tp in consumer.assignment() if tp.topic == topic]
+    if not parts:
+        return False
+    for tp in consumer.position(parts):
+        low, high = consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
+        if high > low and tp.offset < high - 1:  # OFFSET_INVALID (< 0): nothing read yet
+            return False
+    return True
+
+
 def run_retrainer(
     settings: Settings,
     cfg: RetrainerConfig,
@@ -324,12 +423,14 @@ def run_retrainer(
     stop: threading.Event | None = None,
     on_ready: Callable[[Retrainer], None] | None = None,
     poll_s: float = 0.2,
+    metrics: RetrainerMetrics | None = None,
 ) -> RetrainerStats:
-    """Run the retrainer of ``cfg.stream`` until ``stop`` (default: SIGTERM or SIGINT)."""
+    """Run the retrainer of ``cfg.stream`` until ``stop`` (default: SIGTERM or SIGINT);
+    ``metrics``: on the process registry unless given (tests run several in one process)."""
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr=settings.bind_host)
     stop = stop if stop is not None else stop_on_signals()
-    r = Retrainer(settings, cfg, metrics=RetrainerMetrics())
+    r = Retrainer(settings, cfg, metrics=metrics if metrics is not None else RetrainerMetrics())
     group = f"{cfg.topic_prefix}streamscore-retrainer-{cfg.stream}"
     consumer = make_consumer(
         settings, group_id=group, client_id=f"{SERVICE}-{cfg.stream}",
@@ -353,6 +454,7 @@ def run_retrainer(
             if r.apply(good):  # step 1-2
                 r.save()
                 consumer.commit(offsets=r.offsets(), asynchronous=False)  # step 3
+            r.late_judge(partial(_read_to_end, consumer, r.examples_topic, quiet=not msgs))
             r.apply_rollbacks()
             if r.stats.outcomes or r.state.last:  # a registry exists once it trained
                 r.sync_aliases()

@@ -1,5 +1,6 @@
 """What a scorer's challenger runner writes when a challenger moves: the ``rollback`` alert of
-a rejected canary or shadow, and a plan's moves in the model store (:func:`apply_step`).
+a rejected canary or shadow, and a plan's moves in the model store (:func:`apply_step`);
+and the ``rollback`` alert of the retrainer's late judge (:func:`late_rollback_alert`).
 
 Split from :mod:`.rollout` (which decides when) to keep each module to one concern.
 """
@@ -12,6 +13,7 @@ from datetime import datetime
 
 from streamscore.libs.contracts.alerts import Change, DriftAlert
 from streamscore.libs.rollout.judge import Breach, Verdict
+from streamscore.libs.rollout.late_judge import LateVerdict
 from streamscore.libs.rollout.progression import Step
 from streamscore.services.model_store import Challenger, ModelStore
 
@@ -66,6 +68,34 @@ def rollback_alert(
         reason=reason[:512],
         raised_at=now,
         **{f: getattr(first, f) for f in first.__struct_fields__},
+    )
+
+
+def late_rollback_alert(stream: str, v: LateVerdict, *, now: datetime) -> DriftAlert:
+    """The ``alerts.drift`` record of a late rollback: ``v.new`` lost its promotion because
+    its realised precision fell below ``v.old``'s on their matured canary cohort."""
+    seed = f"{stream}|late|{v.old}|{v.new}"
+    return DriftAlert(
+        alert_id="rollback-" + hashlib.blake2b(seed.encode(), digest_size=12).hexdigest(),
+        kind="rollback",
+        stream=stream,
+        segment="all",
+        signal="precision",
+        feature=None,
+        detector="late_judge",
+        first_evidence_at=now,
+        confirmed_at=now,
+        effect_sds=round(v.z, 4),
+        statistic=round(v.z, 4),
+        evidence_events=v.new_flagged,
+        baseline_events=v.old_flagged,
+        mean=v.new_precision,
+        baseline_mean=v.old_precision,
+        baseline_lag_s=0,
+        related=[],
+        model_version=v.new,
+        reason=f"champion {v.new} rolled back to {v.old}: {v.reason()}"[:512],
+        raised_at=now,
     )
 
 
