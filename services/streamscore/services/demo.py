@@ -151,7 +151,7 @@ def _start_services(sup: Supervisor, opts: DemoOptions, model: Path, home: Path)
         ["retrainer", "--stream", "transactions", "--examples", str(examples),
          "--min-new-examples", "10000", "--min-interval-hours", "168", "--train-days", "7",
          "--delay-days", "3", "--test-days", "3", "--jobs", "1", "--progress",
-         "--promote", opts.promote, *prefix],
+         "--promote", opts.promote, "--horizon", opts.horizon, *prefix],
         metrics_port=port,
     )  # fmt: skip
     ports["retrainer-transactions"] = port
