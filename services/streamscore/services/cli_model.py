@@ -181,6 +181,7 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
         on_alert=not args.no_alert_trigger,
         min_new_examples=args.min_new_examples or None,
         min_interval_hours=args.min_interval_hours,
+        alert_matured_hours=args.alert_matured_hours,
     )
     params = XGBParams()
     if args.n_estimators is not None:
@@ -245,6 +246,12 @@ def add_retrainer_command(sub: Any) -> None:
         "--schedule-hours", type=float, default=7 * 24.0, help="stream time (0: no schedule)"
     )
     r.add_argument("--no-alert-trigger", action="store_true", help="ignore retrain_trigger")
+    r.add_argument(
+        "--alert-matured-hours",
+        type=float,
+        default=0.0,
+        help="a retrain_trigger waits until labels this far past the drift's start matured",
+    )
     r.add_argument(
         "--min-new-examples", type=int, default=50_000, help="new labelled examples (0: off)"
     )

@@ -197,6 +197,7 @@ class Retrainer:
             stream=a.stream,
             stream_name=self.cfg.stream,
             at_us=_us(a.confirmed_at),
+            since_us=_us(a.first_evidence_at),
         )
         if hit:
             log.info("%s: retrain_trigger %s: %s", self.cfg.stream, a.alert_id, a.reason)
@@ -217,6 +218,8 @@ class Retrainer:
         if ex.stream != self.cfg.stream or ex.revision != 0:
             self._count("other")
             return
+        if ex.kind == "matured_negative":
+            self.triggers.observe_frontier(_us(ex.matured_at))
         times = [ex.event_time, ex.matured_at] + ([ex.label_time] if ex.label_time else [])
         self.triggers.observe_examples(1, _us(max(times)))
         self._count("examples")

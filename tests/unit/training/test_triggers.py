@@ -170,3 +170,26 @@ def test_state_round_trips_and_lifecycle_is_checked() -> None:
 def test_policy_refuses_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         TriggerPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_alert_waits_until_the_labels_of_its_drift_have_matured() -> None:
+    policy = TriggerPolicy(schedule_hours=None, min_new_examples=None, alert_matured_hours=48)
+    t = RetrainTriggers(policy)
+    h = HOUR_US
+    assert t.observe_alert("a1", kind="retrain_trigger", stream=S, stream_name=S,
+                           at_us=30 * h, since_us=20 * h)  # fmt: skip
+    d = t.decide()
+    assert (d.retrain, d.causes, d.held) == (False, ("alert",), "maturing") and "a1" in d.reason
+    t.observe_frontier(67 * h)  # the joiner's clock: 47 h of the drift matured
+    assert t.decide().held == "maturing"
+    t.observe_frontier(60 * h)  # never goes back
+    t.observe_frontier(68 * h)
+    d = _train(t)
+    assert d.causes == ("alert",) and "a1" in d.reason
+    assert t.state.alerts == {} and t.state.alert_since == {}
+    # An alert without a drift start (an older monitor) fires at once; the state round-trips.
+    assert _alert(t, "a2", 100)
+    assert t.ready_alerts() == ["a2"]
+    assert decode_state(encode_state(t.state)) == t.state
+    with pytest.raises(ValueError, match="alert_matured_hours"):
+        TriggerPolicy(alert_matured_hours=-1)

@@ -7,7 +7,12 @@ replay or an accelerated clock decides exactly as live traffic would.
 - **schedule**: ``schedule_hours`` of stream time since the last training (or
   since the first record seen, before any training);
 - **alert**: a ``retrain_trigger`` alert of the monitor for this stream
-  (``alerts.drift``; other kinds and streams are ignored);
+  (``alerts.drift``; other kinds and streams are ignored). Drift is confirmed
+  within hours; the labels that describe it mature days or months later. With
+  ``alert_matured_hours`` the alert waits (held ``maturing``) until the
+  maturity frontier — the newest ``matured_at`` of a matured negative example,
+  which the joiner's clock has passed — is that far past the drift's first
+  evidence, so the training set holds the changed world, not only the old one;
 - **examples**: ``min_new_examples`` newly matured labelled examples
   (primary examples, revision 0: one per scored event) since the last training.
 
@@ -54,6 +59,8 @@ class TriggerPolicy:
     on_alert: bool = True
     min_new_examples: int | None = 50_000
     min_interval_hours: float = 24.0
+    #: Matured stream time after a drift's first evidence before its alert fires (0: at once).
+    alert_matured_hours: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule_hours is not None and self.schedule_hours <= 0:
@@ -62,6 +69,8 @@ class TriggerPolicy:
             raise ValueError("min_new_examples must be >= 1 (or None)")
         if self.min_interval_hours < 0:
             raise ValueError("min_interval_hours must be >= 0")
+        if self.alert_matured_hours < 0:
+            raise ValueError("alert_matured_hours must be >= 0")
 
 
 class TriggerState(msgspec.Struct, kw_only=True):
@@ -79,6 +88,10 @@ class TriggerState(msgspec.Struct, kw_only=True):
     new_examples: int = 0
     #: ``retrain_trigger`` alerts not yet answered by a training: id -> reason.
     alerts: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Their drifts' first evidence (stream time, us; absent: fire at once).
+    alert_since: dict[str, int] = msgspec.field(default_factory=dict)
+    #: The maturity frontier: newest ``matured_at`` of a matured negative example (us).
+    frontier_us: int | None = None
     #: The training under way: the counts it answers (subtracted when it succeeds).
     running: bool = False
     running_examples: int = 0
@@ -118,22 +131,50 @@ class RetrainTriggers:
         self.observe_time(at_us)
         self.state.new_examples += n
 
+    def observe_frontier(self, matured_us: int) -> None:
+        """A matured negative example: the joiner's clock has passed ``matured_us``."""
+        s = self.state
+        s.frontier_us = matured_us if s.frontier_us is None else max(s.frontier_us, matured_us)
+
     def observe_alert(
-        self, alert_id: str, *, kind: str, stream: str, stream_name: str, at_us: int
+        self,
+        alert_id: str,
+        *,
+        kind: str,
+        stream: str,
+        stream_name: str,
+        at_us: int,
+        since_us: int | None = None,
     ) -> bool:
-        """A monitor alert; True when it is a retraining trigger for ``stream_name``."""
+        """A monitor alert (its drift's first evidence at ``since_us``); True when it is a
+        retraining trigger for ``stream_name``."""
         self.observe_time(at_us)
         if kind != "retrain_trigger" or stream != stream_name:
             return False
         self.state.alerts.setdefault(alert_id, f"retrain_trigger alert {alert_id}")
+        if since_us is not None:
+            self.state.alert_since.setdefault(alert_id, since_us)
         return True
+
+    def ready_alerts(self) -> list[str]:
+        """The pending alerts whose drift has matured ``alert_matured_hours`` (module doc)."""
+        s, wait = self.state, self.policy.alert_matured_hours * HOUR_US
+        if wait <= 0:
+            return sorted(s.alerts)
+        frontier = s.frontier_us
+        return sorted(
+            a
+            for a in s.alerts
+            if a not in s.alert_since
+            or (frontier is not None and frontier >= s.alert_since[a] + wait)
+        )
 
     # Decision ------------------------------------------------------------------------------
 
     def _causes(self) -> list[str]:
         s, p = self.state, self.policy
         causes = []
-        if p.on_alert and s.alerts:
+        if p.on_alert and self.ready_alerts():
             causes.append("alert")
         if p.min_new_examples is not None and s.new_examples >= p.min_new_examples:
             causes.append("examples")
@@ -152,6 +193,9 @@ class RetrainTriggers:
         s = self.state
         causes = tuple(self._causes())
         if not causes:
+            if self.policy.on_alert and s.alerts:
+                why = "monitor " + ", ".join(sorted(s.alerts)) + ": labels of the drift maturing"
+                return Decision(False, ("alert",), why, held="maturing")
             return Decision(False, (), "no trigger")
         reason = self._reason(causes)
         if s.running:
@@ -166,7 +210,7 @@ class RetrainTriggers:
         s, parts = self.state, []
         for c in causes:
             if c == "alert":
-                parts.append("monitor " + ", ".join(sorted(s.alerts)))
+                parts.append("monitor " + ", ".join(self.ready_alerts()))
             elif c == "examples":
                 parts.append(f"{s.new_examples} new labelled examples")
             else:
@@ -183,7 +227,7 @@ class RetrainTriggers:
         s.running = True
         s.last_attempt_us = s.clock_us
         s.running_examples = s.new_examples
-        s.running_alerts = sorted(s.alerts)
+        s.running_alerts = self.ready_alerts()
 
     def finished(self, *, ok: bool) -> None:
         """The training ended: on success its causes are answered; on failure they stay
@@ -196,6 +240,7 @@ class RetrainTriggers:
             s.new_examples = max(0, s.new_examples - s.running_examples)
             for a in s.running_alerts:
                 s.alerts.pop(a, None)
+                s.alert_since.pop(a, None)
             s.trainings += 1
         else:
             s.failures += 1
