@@ -3,7 +3,7 @@
 A 32-day transactions-only world (500 cards, 1,000 terminals: about a thousand
 payments a day) whose chargebacks arrive within hours to 2.5 days (median one
 day: the accelerated label clock; real ones take weeks), with a new fraud
-pattern from day 8: card testing, 5 cards a day tested with bursts of 5-10
+pattern from day 8: card testing, 20 cards a day tested with bursts of 5-10
 small payments (fraud scenario 4), which the first model never saw.
 """
 
@@ -63,7 +63,7 @@ WORLD = Scenario(
     logins=None,
     sensors=None,
     clicks=None,
-    drifts=(DriftSpec(STREAM, "card_testing", DRIFT_DAY, {"per_day": 5}),),
+    drifts=(DriftSpec(STREAM, "card_testing", DRIFT_DAY, {"per_day": 20}),),
 )
 
 

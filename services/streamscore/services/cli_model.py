@@ -250,7 +250,8 @@ def add_retrainer_command(sub: Any) -> None:
         "--alert-matured-hours",
         type=float,
         default=0.0,
-        help="a retrain_trigger waits until labels this far past the drift's start matured",
+        help="a retrain_trigger waits until labels this far past the drift's confirmation "
+        "have matured (stream time)",
     )
     r.add_argument(
         "--min-new-examples", type=int, default=50_000, help="new labelled examples (0: off)"

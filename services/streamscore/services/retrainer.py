@@ -197,7 +197,9 @@ class Retrainer:
             stream=a.stream,
             stream_name=self.cfg.stream,
             at_us=_us(a.confirmed_at),
-            since_us=_us(a.first_evidence_at),
+            # Confirmed, not first evidence: the monitor's estimate of the start can be
+            # days early (a slow drift), and the wait is for labels of the changed world.
+            since_us=_us(a.confirmed_at),
         )
         if hit:
             log.info("%s: retrain_trigger %s: %s", self.cfg.stream, a.alert_id, a.reason)
@@ -218,8 +220,8 @@ class Retrainer:
         if ex.stream != self.cfg.stream or ex.revision != 0:
             self._count("other")
             return
-        if ex.kind == "matured_negative":
-            self.triggers.observe_frontier(_us(ex.matured_at))
+        if ex.kind == "matured_negative":  # every event up to its event time has matured
+            self.triggers.observe_frontier(_us(ex.event_time))
         times = [ex.event_time, ex.matured_at] + ([ex.label_time] if ex.label_time else [])
         self.triggers.observe_examples(1, _us(max(times)))
         self._count("examples")
@@ -314,6 +316,7 @@ class Retrainer:
         if v.verdict == "rolled_back":
             self._roll_back_late(v)
         self.state.late.judged.append(v.pair)
+        self.state.late.last = v.reason()
         self.save()
         log.info("%s: %s", stream, v.reason())
         if self.metrics is not None:

@@ -66,6 +66,8 @@ class LateState(msgspec.Struct, kw_only=True):
     frontier_us: int = 0
     #: ``"<old>-><new>"`` promotions already judged (a verdict is given once).
     judged: list[str] = msgspec.field(default_factory=list)
+    #: The last verdict's :meth:`LateVerdict.reason` (status, tests).
+    last: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ replay or an accelerated clock decides exactly as live traffic would.
   (``alerts.drift``; other kinds and streams are ignored). Drift is confirmed
   within hours; the labels that describe it mature days or months later. With
   ``alert_matured_hours`` the alert waits (held ``maturing``) until the
-  maturity frontier — the newest ``matured_at`` of a matured negative example,
-  which the joiner's clock has passed — is that far past the drift's first
-  evidence, so the training set holds the changed world, not only the old one;
+  maturity frontier — the newest event time of a matured negative example:
+  every event up to it has its final label — is that far past the drift's
+  confirmation, so the training set holds the changed world, not only the old
+  one;
 - **examples**: ``min_new_examples`` newly matured labelled examples
   (primary examples, revision 0: one per scored event) since the last training.
 
@@ -59,7 +60,7 @@ class TriggerPolicy:
     on_alert: bool = True
     min_new_examples: int | None = 50_000
     min_interval_hours: float = 24.0
-    #: Matured stream time after a drift's first evidence before its alert fires (0: at once).
+    #: Matured stream time after a drift's confirmation before its alert fires (0: at once).
     alert_matured_hours: float = 0.0
 
     def __post_init__(self) -> None:
@@ -88,9 +89,9 @@ class TriggerState(msgspec.Struct, kw_only=True):
     new_examples: int = 0
     #: ``retrain_trigger`` alerts not yet answered by a training: id -> reason.
     alerts: dict[str, str] = msgspec.field(default_factory=dict)
-    #: Their drifts' first evidence (stream time, us; absent: fire at once).
+    #: When their drifts were confirmed (stream time, us; absent: fire at once).
     alert_since: dict[str, int] = msgspec.field(default_factory=dict)
-    #: The maturity frontier: newest ``matured_at`` of a matured negative example (us).
+    #: The maturity frontier: newest event time of a matured negative example (us).
     frontier_us: int | None = None
     #: The training under way: the counts it answers (subtracted when it succeeds).
     running: bool = False
@@ -132,7 +133,8 @@ class RetrainTriggers:
         self.state.new_examples += n
 
     def observe_frontier(self, matured_us: int) -> None:
-        """A matured negative example: the joiner's clock has passed ``matured_us``."""
+        """A matured negative example of an event at ``matured_us``: every event up to it
+        has matured."""
         s = self.state
         s.frontier_us = matured_us if s.frontier_us is None else max(s.frontier_us, matured_us)
 
@@ -146,7 +148,7 @@ class RetrainTriggers:
         at_us: int,
         since_us: int | None = None,
     ) -> bool:
-        """A monitor alert (its drift's first evidence at ``since_us``); True when it is a
+        """A monitor alert (its drift confirmed at ``since_us``); True when it is a
         retraining trigger for ``stream_name``."""
         self.observe_time(at_us)
         if kind != "retrain_trigger" or stream != stream_name:
