@@ -180,7 +180,7 @@ def test_an_alert_waits_until_the_labels_of_its_drift_have_matured() -> None:
                            at_us=30 * h, since_us=20 * h)  # fmt: skip
     d = t.decide()
     assert (d.retrain, d.causes, d.held) == (False, ("alert",), "maturing") and "a1" in d.reason
-    t.observe_frontier(67 * h)  # the joiner's clock: 47 h of the drift matured
+    t.observe_frontier(67 * h)  # events up to 67 h matured: 47 h after the confirmation
     assert t.decide().held == "maturing"
     t.observe_frontier(60 * h)  # never goes back
     t.observe_frontier(68 * h)
