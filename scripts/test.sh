@@ -25,5 +25,5 @@ fi
 echo "== tests"
 # pytest exits non-zero on failures and with 5 when no test ran: both fail this script.
 # On failure `set -e` exits here and the EXIT trap stops the stack.
-pytest -q -p no:cacheprovider "$@"
+pytest -q -p no:cacheprovider --durations=25 "$@"
 if [ "$started_here" = 1 ]; then trap - EXIT; streamscore down; fi
