@@ -83,6 +83,8 @@ def make_app(
 ) -> tuple[faust.App, FeatureProcessor]:
     """The faust app of one stream's processor (not started)."""
     ep = endpoints(settings)
+    datadirs = settings.home / "faust"
+    datadirs.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = _App(
         f"{topic_prefix}streamscore-features-{stream}",
         broker=f"kafka://{ep.kafka_bootstrap}",
@@ -101,6 +103,8 @@ def make_app(
         stream_buffer_maxsize=4096,
         producer_max_request_size=settings.max_message_bytes + 64 * 1024,
         store="memory://",
+        # faust's default, "<app>-data" in the working directory, litters wherever it runs.
+        datadir=str(datadirs / "{conf.name}-data"),
     )
     client = make_async_redis(settings, timeout_s=2.0)
     store = FeatureStateStore(client, decode_state)
