@@ -36,7 +36,7 @@ for the late judge (:mod:`streamscore.libs.rollout.late_judge`). Once the canary
 cohort of the champion's last promotion has matured, its realised precision is
 compared with the model it replaced on the same buckets; a clear drop re-activates
 the previous model (:meth:`ModelStore.rollback`), publishes a ``rollback`` alert
-(signal ``precision``, reason ``late_precision``) and counts the verdict
+(signal ``precision``, detector ``late_judge``) and counts the verdict
 (``streamscore_late_judge_verdicts_total``); the registry's ``champion`` alias
 follows the store. Each promotion is judged once.
 

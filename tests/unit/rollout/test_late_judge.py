@@ -127,6 +127,6 @@ def test_the_state_survives_json_and_bounds_are_checked() -> None:
     s.judged.append("v0->v1")
     back = msgspec.json.decode(msgspec.json.encode(s), type=LateState)
     assert back == s
-    for bad in ({"min_flagged": 0}, {"min_drop": 1.0}, {"z_crit": 0.0}):
+    for bad in ({"min_flagged": 0}, {"min_drop": 1.0}, {"alpha": 0.0}):
         with pytest.raises(ValueError, match="min_flagged"):
             LateBounds(**bad)  # type: ignore[arg-type]

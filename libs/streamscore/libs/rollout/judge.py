@@ -173,6 +173,25 @@ def _rate_breach(  # noqa: PLR0917 (a test's figures)
     return Breach(reason, signal, rc, r0, z, detail)
 
 
+def precision_breach(
+    challenger: Labelled, champion: Labelled, max_drop: float, alpha: float
+) -> Breach | None:
+    """Bound 4: the challenger's realised precision below the champion's by more than
+    ``max_drop``, significant at ``alpha`` (also the late judge's test,
+    :mod:`~streamscore.libs.rollout.late_judge`)."""
+    return _rate_breach(
+        "precision",
+        "precision",
+        challenger.confirmed,
+        challenger.flagged,
+        champion.confirmed,
+        champion.flagged,
+        max_drop,
+        alpha,
+        direction=-1,
+    )
+
+
 def judge(
     champion: CohortStats,
     challenger: CohortStats,
@@ -227,17 +246,5 @@ def judge(
         )
     pc, p0 = challenger.labelled, champion.labelled  # 4.
     if pc is not None and p0 is not None:
-        found.append(
-            _rate_breach(
-                "precision",
-                "precision",
-                pc.confirmed,
-                pc.flagged,
-                p0.confirmed,
-                p0.flagged,
-                b.max_precision_drop,
-                b.alpha,
-                direction=-1,
-            )
-        )
+        found.append(precision_breach(pc, p0, b.max_precision_drop, b.alpha))
     return Verdict(judged=True, breaches=tuple(x for x in found if x is not None))

@@ -21,9 +21,10 @@ on a scored event — and a promotion is judged again:
    promotion itself has matured). Until then: wait (``None``).
 3. **Verdict.** Precision of the flagged events (flagged positives / flagged)
    on each side, with at least ``min_flagged`` flagged events on each, else
-   ``too_few``. One-sided two-proportion z-test (pooled): ``rolled_back`` when
-   the new precision is lower by at least ``min_drop`` and ``z <= -z_crit``
-   (``p < 0.001`` by default), else ``kept``.
+   ``too_few``. The canary judge's precision bound decides
+   (:func:`~streamscore.libs.rollout.judge.precision_breach`): ``rolled_back``
+   when the new precision is lower by more than ``min_drop`` and a
+   two-proportion z-test says so at ``alpha`` (0.001), else ``kept``.
 
 A correction (revision > 0) moves one event's label: the counts follow it.
 
@@ -45,10 +46,12 @@ A correction (revision > 0) moves one event's label: the counts follow it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import msgspec
+
+from streamscore.libs.rollout.judge import Labelled, precision_breach, two_proportion_z
 
 Verdict = Literal["rolled_back", "kept", "too_few", "no_cohort"]
 #: Counts per bucket: events, positives, flagged events, flagged positives.
@@ -76,11 +79,11 @@ class LateBounds:
 
     min_flagged: int = 30
     min_drop: float = 0.05
-    z_crit: float = 3.09  # one-sided p < 0.001
+    alpha: float = 0.001
 
     def __post_init__(self) -> None:
-        if self.min_flagged < 1 or not 0 <= self.min_drop < 1 or self.z_crit <= 0:
-            msg = f"min_flagged >= 1, 0 <= min_drop < 1 and z_crit > 0: {self}"
+        if self.min_flagged < 1 or not 0 <= self.min_drop < 1 or not 0 < self.alpha < 1:
+            msg = f"min_flagged >= 1, 0 <= min_drop < 1 and 0 < alpha < 1: {self}"
             raise ValueError(msg)
 
 
@@ -157,35 +160,27 @@ def judge(
     """Steps 1-3 of the module doc for the promotion ``old -> new`` (``None``: wait)."""
     a, b = state.counts.get(old, {}), state.counts.get(new, {})
     final = (state.frontier_us - horizon_us) // bucket_us  # buckets below it are final
-
-    def done(k: int) -> bool:
-        return k < final
-
+    #: Final buckets the new model decided alone (after the promotion).
+    solo = [k for k in b if k < final and not a.get(k, [0])[N]]
     cohort = sorted(k for k in a.keys() & b.keys() if a[k][N] and b[k][N])
     if not cohort:
-        after_only = any(done(k) and not a.get(k, [0])[N] for k in b)
-        return LateVerdict("no_cohort", old, new) if after_only and a else None
+        return LateVerdict("no_cohort", old, new) if solo and a else None
     last = cohort[-1]
-    if not done(last) or not any(
-        k > last and done(k) and not a.get(k, [0])[N] for k in b
-    ):  # step 2
+    if last >= final or not any(k > last for k in solo):  # step 2
         return None
-    of = sum(a[k][FLAGGED] for k in cohort)
-    op = sum(a[k][FLAGGED_POS] for k in cohort)
-    nf = sum(b[k][FLAGGED] for k in cohort)
-    np_ = sum(b[k][FLAGGED_POS] for k in cohort)
-    out = {"old": old, "new": new, "buckets": len(cohort), "old_flagged": of, "new_flagged": nf}
-    if min(of, nf) < bounds.min_flagged:
-        return LateVerdict("too_few", **out)  # type: ignore[arg-type]
-    p_old, p_new = op / of, np_ / nf
-    pooled = (op + np_) / (of + nf)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / of + 1 / nf))
-    z = (p_new - p_old) / se if se > 0 else 0.0
-    worse = p_old - p_new >= bounds.min_drop and z <= -bounds.z_crit
-    return LateVerdict(
-        "rolled_back" if worse else "kept",
-        old_precision=p_old,
-        new_precision=p_new,
+    old_side = Labelled(sum(a[k][FLAGGED] for k in cohort), sum(a[k][FLAGGED_POS] for k in cohort))
+    new_side = Labelled(sum(b[k][FLAGGED] for k in cohort), sum(b[k][FLAGGED_POS] for k in cohort))
+    seen = LateVerdict("too_few", old, new, len(cohort), old_side.flagged, new_side.flagged)
+    if min(old_side.flagged, new_side.flagged) < bounds.min_flagged:
+        return seen
+    worse = precision_breach(new_side, old_side, bounds.min_drop, bounds.alpha)
+    z, _p = two_proportion_z(
+        new_side.confirmed, new_side.flagged, old_side.confirmed, old_side.flagged
+    )
+    return replace(
+        seen,
+        verdict="rolled_back" if worse is not None else "kept",
+        old_precision=old_side.confirmed / old_side.flagged,
+        new_precision=new_side.confirmed / new_side.flagged,
         z=z,
-        **out,  # type: ignore[arg-type]
     )
