@@ -196,10 +196,9 @@ class Retrainer:
             kind=a.kind,
             stream=a.stream,
             stream_name=self.cfg.stream,
-            at_us=_us(a.confirmed_at),
             # Confirmed, not first evidence: the monitor's estimate of the start can be
             # days early (a slow drift), and the wait is for labels of the changed world.
-            since_us=_us(a.confirmed_at),
+            at_us=_us(a.confirmed_at),
         )
         if hit:
             log.info("%s: retrain_trigger %s: %s", self.cfg.stream, a.alert_id, a.reason)

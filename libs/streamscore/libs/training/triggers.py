@@ -89,7 +89,8 @@ class TriggerState(msgspec.Struct, kw_only=True):
     new_examples: int = 0
     #: ``retrain_trigger`` alerts not yet answered by a training: id -> reason.
     alerts: dict[str, str] = msgspec.field(default_factory=dict)
-    #: When their drifts were confirmed (stream time, us; absent: fire at once).
+    #: When their drifts were confirmed (stream time, us; absent in a state saved before
+    #: this field: fire at once).
     alert_since: dict[str, int] = msgspec.field(default_factory=dict)
     #: The maturity frontier: newest event time of a matured negative example (us).
     frontier_us: int | None = None
@@ -146,16 +147,14 @@ class RetrainTriggers:
         stream: str,
         stream_name: str,
         at_us: int,
-        since_us: int | None = None,
     ) -> bool:
-        """A monitor alert (its drift confirmed at ``since_us``); True when it is a
-        retraining trigger for ``stream_name``."""
+        """A monitor alert confirmed at stream time ``at_us``; True when it is a retraining
+        trigger for ``stream_name`` (its labels' wait counts from ``at_us``)."""
         self.observe_time(at_us)
         if kind != "retrain_trigger" or stream != stream_name:
             return False
         self.state.alerts.setdefault(alert_id, f"retrain_trigger alert {alert_id}")
-        if since_us is not None:
-            self.state.alert_since.setdefault(alert_id, since_us)
+        self.state.alert_since.setdefault(alert_id, at_us)
         return True
 
     def ready_alerts(self) -> list[str]:
