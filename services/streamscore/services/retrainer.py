@@ -75,7 +75,7 @@ from prometheus_client import start_http_server
 
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.alerts import DriftAlert
-from streamscore.libs.contracts.codec import decode
+from streamscore.libs.contracts.codec import decode, encode
 from streamscore.libs.contracts.errors import ContractError
 from streamscore.libs.contracts.examples import LabelledExample
 from streamscore.libs.rollout.late_judge import LateState, LateVerdict, judge, observe
@@ -85,7 +85,7 @@ from streamscore.libs.training.triggers import (
     RetrainTriggers,
     TriggerState,
 )
-from streamscore.services.clients import make_consumer, make_redis
+from streamscore.services.clients import make_consumer, make_producer, make_redis
 from streamscore.services.metrics import RetrainerMetrics
 from streamscore.services.model_store import ModelStore
 from streamscore.services.retrain_job import Outcome, RetrainerConfig, retrain_once
@@ -324,9 +324,6 @@ class Retrainer:
 
     def _roll_back_late(self, v: LateVerdict) -> None:
         """Re-activate the replaced model and say so on ``alerts.drift`` (acknowledged)."""
-        from streamscore.libs.contracts.codec import encode  # noqa: PLC0415
-        from streamscore.services.clients import make_producer  # noqa: PLC0415
-
         stream = self.cfg.stream
         current = self.store.active(stream)
         if current is None or current.version != v.new:
