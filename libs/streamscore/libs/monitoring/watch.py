@@ -93,7 +93,6 @@ class StreamWatch:
     #: snapshot saved before these existed restores without them).
     decider: tuple[str, str] | None = None
     restart_from: dict[int, int] | None = None
-    _restarts: list[tuple[float, tuple[int, ...]]] | None = None
 
     def __init__(self, plan: StreamPlan) -> None:
         self.plan = plan
@@ -164,8 +163,15 @@ class StreamWatch:
         if old is None or old == new:
             return
         kinds = ("score", "decision_rate") if old[0] != new[0] else ("decision_rate",)
-        cols = tuple(i for i, sig in enumerate(self.signals) if sig.kind in kinds)
-        self._restarts = [*(self._restarts or []), (t, cols)]
+        cols = [i for i, sig in enumerate(self.signals) if sig.kind in kinds]
+        slot = math.floor(t / self.plan.slot_s) + 1  # output tests restart from the next slot
+        if self.restart_from is None:
+            self.restart_from = {}
+        for g in cols:
+            self.restart_from[g] = max(self.restart_from.get(g, slot), slot)
+        for comp in self.comparisons.values():
+            comp.restart(cols, slot)
+        self.stats.restarts += 1
 
     # -- steps 2 and 3 --------------------------------------------------------------------
 
@@ -202,7 +208,6 @@ class StreamWatch:
                 values = cols.keys.get(rule.key, [None] * n)
                 kept = [v for v, k in zip(values, keep.tolist(), strict=True) if k]
                 self.book.add(self.segments.ids(rule, kept), t, x, raw)
-        self._apply_restarts()
         closed = self.book.close(now=now)
         if not closed:
             return []
@@ -219,18 +224,6 @@ class StreamWatch:
         found += self._close_run(closed[start:])
         self.stats.detections += len(found)
         return found
-
-    def _apply_restarts(self) -> None:
-        """Output tests of every segment restart from the slot after each change."""
-        for t, cols in self._restarts or []:
-            slot = math.floor(t / self.plan.slot_s) + 1
-            self.restart_from = {**(self.restart_from or {})}
-            for g in cols:
-                self.restart_from[g] = max(self.restart_from.get(g, slot), slot)
-            for comp in self.comparisons.values():
-                comp.restart(cols, slot)
-            self.stats.restarts += 1
-        self._restarts = None
 
     def _settle_slot(self) -> int:
         first = self.book.first_time or 0.0
