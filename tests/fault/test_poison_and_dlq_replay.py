@@ -3,7 +3,10 @@
 The fused pipeline of transactions (events and chargebacks) and of sensor
 readings runs while valid records are interleaved with poison: random bytes,
 truncated JSON, a missing field, a wrong type, a bare ``NaN``, an unknown
-field, a 1.5 MiB payload, a sensor reading of 1e300. Every poison record must
+field, a 1.5 MiB payload, a sensor reading of 1e300, transactions dated 2099
+and 1970 (of customers whose genuine events follow: the 2099 one, merged, would
+have moved their windows' watermark and dropped every later event as late).
+Every poison record must
 land in ``dlq.<its topic>`` with its reason and its origin, the partitions keep
 flowing (every valid event is decided), and nothing else is refused.
 
@@ -95,6 +98,14 @@ def test_poison_lands_in_the_dlq_and_a_fixed_cause_replays(
             for value, reason in _poison(encode(ev), rng, "oversize"):
                 send(TX.input_topic, value)
                 expected[TX.input_topic][reason] += 1
+            for year in (2099, 1970):
+                dated = msgspec.structs.replace(
+                    ev,
+                    event_id=f"{ev.event_id}-{year}",
+                    event_time=ev.event_time.replace(year=year),
+                )
+                send(TX.input_topic, encode(dated), ev.customer_id.encode())  # type: ignore[attr-defined]
+                expected[TX.input_topic]["semantic"] += 1
     for i, ev in enumerate(sn):
         send(SN.input_topic, encode(ev), ev.machine_id.encode())  # type: ignore[attr-defined]
         if i % 100 == 0:
@@ -137,6 +148,10 @@ def test_poison_lands_in_the_dlq_and_a_fixed_cause_replays(
         assert Counter(h.reason for h in headers) == want, topic
         assert {h.source_topic for h in headers} == {prefix + topic}
         assert all(h.source_offset >= 0 and h.service == "pipeline" for h in headers)
+        if topic == TX.input_topic:  # the dated ones, with the rule that refused them
+            rules = Counter(h.detail.split(":")[0] for h in headers if h.reason == "semantic")
+            assert rules == {"event_time_future": 6, "event_time_past": 6}, rules
+            assert {h.field for h in headers if h.reason == "semantic"} == {"$.event_time"}
 
     # The fix: the default limit; then replay only the oversize dead letters.
     procs[0] = start_cli(args_tx, bootstrap=ep.kafka_bootstrap, redis_url=url, log=log)

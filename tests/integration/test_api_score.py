@@ -187,6 +187,14 @@ def test_bad_requests_are_clear_4xx_and_change_nothing(api: Api) -> None:
         errors = r.json().get("errors")
         if reason:
             assert errors[0]["reason"] == reason, (name, errors)
+    # Dated far ahead of the clock (it would move the customer's windows to 2099) or in 1970.
+    for when, rule in (("2099-01-01T00:00:00Z", "event_time_future"), ("1970-01-01T00:00:00Z",
+                       "event_time_past")):  # fmt: skip
+        r = _post(api, {**ev, "event_time": when})
+        assert r.status_code == 422, (when, r.text)
+        (error,) = r.json()["errors"]
+        assert (error["reason"], error["field"]) == ("semantic", "$.event_time"), error
+        assert error["detail"].startswith(rule), error
     # One bad event refuses its whole batch: the good ones are not applied either.
     good = [_json(e) for e in _events(3, seed=12)]
     r = _post(api, [*good, {**good[0], "event_id": "x", "amount": -1}])

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     dlq_retention_hours: int = Field(default=30 * 24, ge=1)
     #: Largest accepted message value; larger inputs go to the DLQ as ``oversize``.
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: An event dated more than this ahead of the processing clock is refused (DLQ or 422,
+    #: ``event_time_future``; 0: no bound). See :mod:`streamscore.libs.features.event_time`.
+    event_time_max_ahead_s: float = Field(default=86_400.0, ge=0)
+    #: An event older than this is refused (``event_time_past``; 0, the default: no bound
+    #: beyond 2000-01-01, since replays and backfills of old data are legitimate).
+    event_time_max_age_s: float = Field(default=0.0, ge=0)
     #: How long a producer retries a message before it fails (librdkafka's
     #: ``message.timeout.ms``): a service whose outputs fail stops without committing
     #: (fail closed); a producer counts the failure and hands the message back.

@@ -251,7 +251,13 @@ def run_demo(settings: Settings, opts: DemoOptions, progress: Progress = print) 
     progress("training the transactions model ...")  # step 2
     model = initial_model(home / "models" / "transactions")
     ep = endpoints(settings)
-    env = {**os.environ, "KAFKA_BOOTSTRAP": ep.kafka_bootstrap, "REDIS_URL": ep.redis_url}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": ep.kafka_bootstrap,
+        "REDIS_URL": ep.redis_url,
+        # The accelerated clock publishes events days ahead of the wall clock on purpose.
+        "STREAMSCORE_EVENT_TIME_MAX_AHEAD_S": "0",
+    }
     sup = Supervisor(home / "logs", env)
     sent = SendTimes()
     view = LiveView(

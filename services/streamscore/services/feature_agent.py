@@ -39,6 +39,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from streamscore.libs.config import Settings
+from streamscore.libs.features.event_time import EventTimeBounds
 from streamscore.libs.windows import warmup
 from streamscore.services.clients import endpoints, make_async_redis
 from streamscore.services.faust_auth import broker_credentials
@@ -114,6 +115,7 @@ def make_app(
         service=SERVICE,
         topic_prefix=topic_prefix,
         max_bytes=settings.max_message_bytes,
+        time_bounds=EventTimeBounds.of(settings),
     )
     fm = FeatureMetrics() if metrics else None
     sm = StreamMetrics() if metrics else None

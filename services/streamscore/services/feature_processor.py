@@ -13,7 +13,8 @@ input order. For each message, in order:
    producer's duplicate) re-emits that exact record. Otherwise its features
    are computed (:func:`~streamscore.libs.features.compute.apply_event`), the
    feature-enriched record is built, and it becomes the dedupe record. An
-   event with a non-finite or out-of-range input goes to the DLQ (reason
+   event with a non-finite or out-of-range input, or an implausible event time
+   (:mod:`~streamscore.libs.features.event_time`), goes to the DLQ (reason
    ``semantic``).
 4. The batch's writes (state changes, serving vectors of entities whose
    newest event this is, dedupe records) land in one Redis transaction
@@ -54,6 +55,7 @@ from streamscore.libs.features.compute import (
     label_groups,
 )
 from streamscore.libs.features.definitions import GROUPS, feature_schema_hash, groups
+from streamscore.libs.features.event_time import EventTimeBounds
 from streamscore.libs.features.group_state import GroupState
 from streamscore.libs.features.online_layout import (
     group_of_key,
@@ -135,6 +137,7 @@ class FeatureProcessor:
         max_bytes: int = 1024 * 1024,
         record_ttl_s: int = DEFAULT_RECORD_TTL_S,
         clock: Callable[[], float] = time.time,
+        time_bounds: EventTimeBounds | None = None,
     ) -> None:
         self.stream = stream
         self.store = store
@@ -143,6 +146,7 @@ class FeatureProcessor:
         self.max_bytes = max_bytes
         self.record_ttl_s = record_ttl_s
         self.clock = clock
+        self.time_bounds = time_bounds or EventTimeBounds()
         spec = STREAMS[stream]
         self.event_topic = topic_prefix + spec.input_topic
         self.label_topic = topic_prefix + spec.label_topic
@@ -257,13 +261,14 @@ class FeatureProcessor:
             if value is None:
                 keys = self._event_keys(event)
                 try:
+                    self.time_bounds.check(to_us(event.event_time), now)
                     value = self._features(
                         event, [state(g, e) for g, e in keys], now, writes, stats
                     )
                 except FeatureInputError as err:
                     error = ContractError(
                         "semantic",
-                        err.detail,
+                        f"{err.reason}: {err.detail}",
                         field=f"$.{err.field}",
                         schema=self.event_contract.schema_id,
                     )

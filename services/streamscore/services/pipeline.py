@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.codec import decode
 from streamscore.libs.contracts.features import FeatureVector
+from streamscore.libs.features.event_time import EventTimeBounds
 from streamscore.libs.policy.spec import Policy
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
 from streamscore.libs.windows import warmup
@@ -150,6 +151,7 @@ def build_handler(
         service=SERVICE,
         topic_prefix=topic_prefix,
         max_bytes=settings.max_message_bytes,
+        time_bounds=EventTimeBounds.of(settings),
     )
     store = PolicyStore(make_redis(settings))
     models = ModelStore(store.client)

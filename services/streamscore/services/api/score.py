@@ -59,10 +59,12 @@ from streamscore.libs.contracts.features import FeatureVector
 from streamscore.libs.contracts.registry import contract_for
 from streamscore.libs.features.compute import FeatureInputError, check_finite, event_features
 from streamscore.libs.features.definitions import groups
+from streamscore.libs.features.event_time import EventTimeBounds
 from streamscore.libs.policy.spec import Policy, PolicyError
 from streamscore.libs.scoring.decide import Explainer, ScoreModel
 from streamscore.libs.security import kafka_security_config
 from streamscore.libs.topics import STREAMS
+from streamscore.libs.windows.timebase import to_us
 from streamscore.services.api.store_guard import StoreGuard
 from streamscore.services.async_delivery import AsyncDelivery, DeliveryError
 from streamscore.services.capacity import RedisCapacity
@@ -214,14 +216,17 @@ class SyncScoring:
 
     def _decode(self, stream: str, items: Sequence[msgspec.Raw]) -> list[Event]:
         """Step 1: the contract, then the feature computation's input checks (non-finite,
-        out of range) — a request is refused before anything of it is applied."""
+        out of range, implausible event time) — a request is refused before anything of
+        it is applied."""
         contract = contract_for(STREAMS[stream].input_topic)
+        bounds, now = self.streams[stream].features.time_bounds, time.time()
         events: list[Event] = []
         errors: list[dict[str, Any]] = []
         for i, raw in enumerate(items):
             try:
                 event = cast(Event, decode(contract.type, bytes(raw), max_bytes=self.max_bytes))
                 check_finite(event)
+                bounds.check(to_us(event.event_time), now)
                 events.append(event)
             except ContractError as err:
                 errors.append(_error(i, err.reason, err.field, err.detail))
@@ -384,6 +389,7 @@ def build_sync_scoring(
                 service="api",
                 topic_prefix=topic_prefix,
                 max_bytes=settings.max_message_bytes,
+                time_bounds=EventTimeBounds.of(settings),
             ),
             Scorer(
                 stream,
