@@ -449,7 +449,9 @@ def test_probes_point_at_endpoints_that_exist(overlay: str) -> None:
         (c,) = dep["spec"]["template"]["spec"]["containers"]
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         args = build_parser().parse_args(c["args"])
-        for kind in ("readinessProbe", "livenessProbe"):
+        for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if kind == "startupProbe" and kind not in c:
+                continue  # optional: for services with a slow start (the monitor's Numba warmup)
             get = c[kind]["httpGet"]
             port = ports[get["port"]]
             if args.func.__name__ == "cmd_api":
@@ -464,11 +466,37 @@ def test_probes_point_at_endpoints_that_exist(overlay: str) -> None:
                 assert labels["streamscore.io/metrics"] == "true"
 
 
+#: Services that run as exactly one replica, never autoscaled, with strategy Recreate (an
+#: old and a new pod never overlap), because one process must own their state:
+#: the scored-event sink (one writer per Parquet folder, on a ReadWriteOnce claim), the
+#: retrainer (its SQLite MLflow registry), the drift monitor (one watch over every partition
+#: of its stream, snapshotted to one Redis key per stream: two group members would each see
+#: part of the stream and overwrite each other's snapshot) and the label joiner (it assigns
+#: itself every partition; its transactional id, Redis epoch and folder lock admit one per
+#: stream). Every other Deployment is autoscaled: the pipelines by KEDA, the API by an HPA.
+SINGLETON_COMMANDS = frozenset({"scored-sink", "retrainer", "monitor", "joiner"})
+
+
+def test_the_singletons_state_is_owned_per_stream_in_the_code() -> None:
+    """What makes the monitor and the joiner singletons, as the code has it today."""
+    services = ROOT / "services/streamscore/services"
+    monitor_state = (services / "monitor_state.py").read_text()
+    assert 'base = f"ss:monitor:{{{topic_prefix}{stream}}}"' in monitor_state
+    assert 'self.state_key = f"{base}:state"' in monitor_state  # no partition in the key
+    joiner = (services / "label_joiner.py").read_text()
+    assert "transactional_id=group" in joiner
+    assert "self.consumer.assign(" in joiner and ".subscribe(" not in joiner
+    assert "One joiner per stream" in joiner
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_deployment_has_a_pdb_and_autoscaling(overlay: str) -> None:
     docs = rendered(overlay)
     pdbs = _by_kind(docs, "PodDisruptionBudget")
     scaled = _by_kind(docs, "ScaledObject")
+    hpas = _by_kind(docs, "HorizontalPodAutoscaler")
+    autoscaled = {so["spec"]["scaleTargetRef"]["name"] for so in scaled.values()}
+    autoscaled |= {h["spec"]["scaleTargetRef"]["name"] for h in hpas.values()}
     partitions = int(_settings_map(docs)["STREAMSCORE_TOPIC_PARTITIONS"])
     for name, dep in _by_kind(docs, "Deployment").items():
         labels = dep["spec"]["template"]["metadata"]["labels"]
@@ -478,6 +506,12 @@ def test_every_deployment_has_a_pdb_and_autoscaling(overlay: str) -> None:
         ), f"{name} has no PodDisruptionBudget"
         (c,) = dep["spec"]["template"]["spec"]["containers"]
         args = build_parser().parse_args(c["args"])
+        if c["args"][0] in SINGLETON_COMMANDS:
+            assert name not in autoscaled, f"{name} is a singleton (SINGLETON_COMMANDS)"
+            assert dep["spec"]["replicas"] == 1, name
+            assert dep["spec"]["strategy"] == {"type": "Recreate"}, name
+        else:
+            assert name in autoscaled, f"{name}: neither autoscaled nor a listed singleton"
         if c["args"][0] == "pipeline":
             so = scaled[name]
             assert so["spec"]["scaleTargetRef"]["name"] == name
@@ -500,6 +534,51 @@ def test_every_deployment_has_a_pdb_and_autoscaling(overlay: str) -> None:
         "name": "api",
     }
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_k8s_runs_every_long_running_compose_service_with_the_same_arguments() -> None:
+    """Both deployments agree: each default-profile compose service of the project's image
+    is a k8s Deployment (or the topics Job) of the same name and arguments. Not deployed on
+    k8s: the simulator (``produce``) and the two-stage variant (compose profile)."""
+    workloads = {
+        d["metadata"]["name"]: d for d in rendered("base") if d["kind"] in {"Deployment", "Job"}
+    }
+    for name, svc in streamscore_services().items():
+        if svc["command"][0] == "produce" or svc.get("profiles"):
+            continue
+        assert name in workloads, f"{name} runs in docker-compose.yml but not on k8s"
+        pod = _pod_spec(workloads[name])
+        assert pod is not None
+        (c,) = pod["containers"]
+        assert c["args"] == svc["command"], name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_data_folders_are_on_claims_and_the_retrainer_reads_the_joiners(overlay: str) -> None:
+    """``--out`` / ``--examples`` folders outlive the pod (a claim, not an emptyDir), and each
+    retrainer mounts the very claim its stream's joiner writes."""
+    docs = rendered(overlay)
+    claims = _by_kind(docs, "PersistentVolumeClaim")
+    folder_claim: dict[tuple[str, str], str] = {}  # (command, stream) -> claim
+    for name, dep in _by_kind(docs, "Deployment").items():
+        pod = dep["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        args = build_parser().parse_args(c["args"])
+        folder = getattr(args, "out", None) or getattr(args, "examples", None)
+        if folder is None:
+            continue
+        (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == folder]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        claim = volume["persistentVolumeClaim"]["claimName"]
+        assert claim in claims, (name, claim)
+        folder_claim[(c["args"][0], args.stream)] = claim
+        if c["args"][0] == "retrainer":
+            assert mount.get("readOnly") is True, name
+    for (command, stream), claim in folder_claim.items():
+        if command == "retrainer":
+            assert folder_claim[("joiner", stream)] == claim
+            # Mounted by the joiner's pod and the retrainer's at once, maybe on two nodes.
+            assert claims[claim]["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
