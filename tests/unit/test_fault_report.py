@@ -7,8 +7,11 @@ from tests.fault_report import (
     Out,
     Sent,
     counts,
+    decision,
     fault_report,
+    feature_id,
     first_output_s,
+    input_id,
     latencies,
     outs_from,
     phase_of,
@@ -69,10 +72,10 @@ def test_summary_is_nearest_rank() -> None:
     assert summary(hundred) == Latency(100, 50.0, 99.0, 100.0)
 
 
-def test_recovery_until_the_last_late_output_of_the_fault_period() -> None:
+def test_recovery_until_no_input_is_overdue() -> None:
     # Fault 10-12 s. Outputs (input s -> output s): a backlog from before the
     # fault decided late at 13.5 s, events of the fault decided late until 14 s,
-    # then on time; one late at 30 s belongs to the next fault's period (from 25 s).
+    # then on time; one overdue from 27 s (late at 30 s) after a fault from 25 s.
     timed = {
         "old": (9_000.0, 13_500.0),
         "d1": (11_000.0, 13_000.0),
@@ -86,6 +89,19 @@ def test_recovery_until_the_last_late_output_of_the_fault_period() -> None:
     assert recovery_s(timed, [(10.0, 12.0)], threshold_ms=5000.0) == 0.0
     assert recovery_s(timed, [(40.0, 41.0)]) is None  # nothing published from 40 s on
     assert recovery_s(timed, []) is None
+
+
+def test_recovery_of_a_kill_nothing_restarts() -> None:
+    # A member killed at 10 s: its events wait for the survivor's takeover (16 s).
+    timed = {"a": (9_900.0, 10_000.0), "b": (10_500.0, 16_000.0), "c": (11_000.0, 16_500.0)}
+    assert recovery_s(timed, [(10.0, 10.0)]) == 6.5
+
+
+def test_recovery_is_charged_until_outputs_catch_up_across_later_faults() -> None:
+    # Kills every 3 s; no output between them: the first fault's events come out at 30 s.
+    timed = {"a": (11_500.0, 30_000.0), "b": (14_500.0, 30_000.0)}
+    faults = [(10.0, 11.0), (13.0, 14.0), (16.0, 17.0)]  # nothing published after 16 s
+    assert recovery_s(timed, faults) == 19.0  # 30 - 11 (the second: 30 - 14)
 
 
 def test_first_output_after_each_fault_worst_reported() -> None:
@@ -112,6 +128,17 @@ def test_records_from_kafka_messages() -> None:
         Sent("a", 1500.0),
         Sent("b", None),
     ]
+
+    assert sent_from(msgs, lambda v: v.decode().split(":")[0], ids=["a", "c"]) == [
+        Sent("a", 1500.0),
+        Sent("c", None),
+    ]
+    assert [input_id(b'{"event_id": "e1", "amount": 3}'), input_id(b"\xff{")] == ["e1", None]
+    assert feature_id(b'{"event": {"event_id": "e2"}, "values": {}}') == "e2"
+    assert decision(
+        b'{"event_id": "e1", "decision": "block", "score": 0.9, "model_version": "m1",'
+        b' "policy_path": "model", "reasons": []}'
+    ) == ("e1", ("block", 0.9, "m1", "model"))
 
     def decode(v: bytes) -> tuple[str, str]:
         event_id, outcome = v.decode().split(":")
@@ -143,8 +170,8 @@ def test_report_line() -> None:
         == (
             "FAULT broker kill: 4 events, lost 1, dup 1, conflicting 0; latency p50/p99/max "
             "(events) before 40/40/40 ms (1), during 3,000/3,000/3,000 ms (1), after 80/80/80 ms "
-            "(1); recovery 2.0 s (fault end until every later decision is within 1,000 ms); "
-            "first decision 2.0 s after the fault's end"
+            "(1); recovery 2.0 s (fault end until no input waits over 1,000 ms for its "
+            "decision); first decision 2.0 s after the fault's end"
         )
     )
 
