@@ -7,8 +7,9 @@ killed with SIGKILL and restarted a few seconds later from the same log
 directory — shorter than the producers' delivery timeout (120 s), so every
 producer retries instead of failing. Afterwards the oracle (DESIGN.md §6)
 reads the input and decision topics: lost and conflicting duplicates must be
-0; duplicates (a batch decided but not committed when the broker died) and
-the time from restart to the first new decision are reported.
+0; duplicates (a batch decided but not committed when the broker died),
+latency before, during and after the outage, the recovery time and the time
+from restart to the first new decision are reported (``tests/fault_report.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import time
 import uuid
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from streamscore.libs.config import Settings
@@ -29,9 +29,9 @@ from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS, TopicSpec
 from streamscore.services import stack
 from streamscore.services.clients import make_admin, make_producer
-from streamscore.services.decision_tail import DecisionRecord
 from streamscore.services.sim_producer import publish
 from streamscore.services.topics_admin import create_topics
+from tests.fault_report import decision, fault_report, input_id, outs_from, sent_from
 from tests.processor_runs import create_stream_topics, read_all, start_cli, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -68,12 +68,13 @@ def test_broker_killed_and_restarted_mid_stream(
         args=(records, producer),
         kwargs={"rate": 250.0, "topic_prefix": prefix, "progress": lambda _m: None},
     )
-    restarted_at = 0.0
+    killed_at = restarted_at = 0.0
     try:
         feed.start()
         time.sleep(0.4 * len(records) / 250.0)  # 40 % published
         info = stack.status(local)
         assert info is not None and info.kafka_pid is not None
+        killed_at = time.time()
         os.kill(info.kafka_pid, signal.SIGKILL)
         time.sleep(5.0)
         stack.up(local, progress=lambda _m: None)  # same ports, same log directory
@@ -85,20 +86,12 @@ def test_broker_killed_and_restarted_mid_stream(
     finally:
         stop(proc)
 
-    by_id: dict[str, set[tuple[str, float | None, str]]] = {}
-    first_after = min(
-        (m.timestamp()[1] / 1000 for m in decided if m.timestamp()[1] / 1000 >= restarted_at),
-        default=float("inf"),
+    inputs = read_all(bootstrap, prefix + S.input_topic, len(records), timeout_s=60)
+    report = fault_report(
+        "K1/K3 broker SIGKILL, restarted after 5 s",
+        sent_from(inputs, input_id, ids=[r.event.event_id for r in records]),
+        outs_from(decided, decision),
+        [(killed_at, restarted_at)],
     )
-    for m in decided:
-        d = msgspec.json.decode(m.value(), type=DecisionRecord)
-        by_id.setdefault(d.event_id, set()).add((d.decision, d.score, d.model_version))
-    sent = {r.event.event_id for r in records}
-    lost = len(sent - set(by_id))
-    conflicting = sum(1 for v in by_id.values() if len(v) > 1)
-    dup = len(decided) - len(by_id)
-    print(
-        f"\nbroker kill: {len(sent)} events, lost {lost}, dup {dup}, conflicting {conflicting}, "
-        f"first decision {first_after - restarted_at:.1f} s after the restart"
-    )
-    assert (lost, conflicting) == (0, 0), log.read_text()[-3000:]
+    print(f"\n{report}")
+    assert (report.lost, report.conflicting) == (0, 0), log.read_text()[-3000:]

@@ -10,13 +10,15 @@ What must happen, and is checked:
 1. Every message the producer could not deliver fails *visibly*: counted by
    librdkafka error name (``_MSG_TIMED_OUT``) and handed back through the
    delivery hook, which is the producer's retry path: the test sends those
-   messages again once the broker is back.
+   messages again once the broker is back, with their first attempt's timestamp
+   (their latency counts from then).
 2. The pipeline never commits a batch whose decisions were not acknowledged:
    if its outputs time out it stops (``ProcessingHaltedError``, non-zero exit)
    and, restarted (as a supervisor would), decides that batch again.
 3. The oracle afterwards: lost 0 (every event, retried or not, has a
-   decision), conflicting duplicates 0; duplicates and the pipeline's exits
-   are reported.
+   decision), conflicting duplicates 0; duplicates, the pipeline's exits,
+   latency before, during and after the outage and the recovery time are
+   reported (``tests/fault_report.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import time
 import uuid
 from pathlib import Path
 
-import msgspec
 import pytest
 from confluent_kafka import KafkaError, Message
 
@@ -38,9 +39,9 @@ from streamscore.libs.simulator.scenario import get
 from streamscore.libs.topics import STREAMS, TopicSpec
 from streamscore.services import stack
 from streamscore.services.clients import make_admin, make_producer
-from streamscore.services.decision_tail import DecisionRecord
 from streamscore.services.sim_producer import publish
 from streamscore.services.topics_admin import create_topics
+from tests.fault_report import decision, fault_report, input_id, outs_from, sent_from
 from tests.processor_runs import create_stream_topics, read_all, start_cli, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -67,6 +68,7 @@ def test_broker_down_past_the_delivery_timeout(
         if isinstance(r.event, Transaction)
     ][:5000]
     failed: list[tuple[str, bytes, bytes]] = []  # topic, key, value: the retry path
+    first_sent: dict[str, int] = {}  # event id -> ms of its first attempt (a failure has none)
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -96,7 +98,12 @@ def test_broker_down_past_the_delivery_timeout(
     feed = threading.Thread(
         target=publish,
         args=(records, producer),
-        kwargs={"rate": RATE, "topic_prefix": prefix, "progress": lambda _m: None},
+        kwargs={
+            "rate": RATE,
+            "topic_prefix": prefix,
+            "progress": lambda _m: None,
+            "on_send": lambda r: first_sent.setdefault(r.event.event_id, int(time.time() * 1e3)),
+        },
     )
     try:
         supervisor.start()
@@ -104,6 +111,7 @@ def test_broker_down_past_the_delivery_timeout(
         time.sleep(0.3 * len(records) / RATE)
         info = stack.status(local)
         assert info is not None and info.kafka_pid is not None
+        killed_at = time.time()
         os.kill(info.kafka_pid, signal.SIGKILL)
         time.sleep(DOWN_S)
         timed_out = len(failed)
@@ -114,7 +122,8 @@ def test_broker_down_past_the_delivery_timeout(
         producer.flush(60)
         retried = list(failed)
         for topic, key, value in retried:  # 1. the retry path: send again what failed
-            producer.send(topic, value, key=key)
+            ts = first_sent.get(input_id(value) or "")
+            producer.send(topic, value, key=key, timestamp_ms=ts)
         assert producer.flush(60) == 0
         decided = read_all(bootstrap, prefix + S.decision_topic, len(records), timeout_s=240)
     finally:
@@ -123,27 +132,20 @@ def test_broker_down_past_the_delivery_timeout(
         for p in procs:
             stop(p)
 
-    by_id: dict[str, set[tuple[str, float | None, str]]] = {}
-    for m in decided:
-        d = msgspec.json.decode(m.value(), type=DecisionRecord)
-        by_id.setdefault(d.event_id, set()).add((d.decision, d.score, d.model_version))
-    sent = {r.event.event_id for r in records}
-    lost = len(sent - set(by_id))
-    conflicting = sum(1 for v in by_id.values() if len(v) > 1)
-    dup = len(decided) - len(by_id)
-    first_after = min(
-        (m.timestamp()[1] / 1000 for m in decided if m.timestamp()[1] / 1000 >= restarted_at),
-        default=float("inf"),
+    inputs = read_all(bootstrap, prefix + S.input_topic, len(records), timeout_s=60)
+    report = fault_report(
+        f"K4 broker down {DOWN_S:.0f} s > delivery timeout {TIMEOUT_MS / 1000:.0f} s",
+        sent_from(inputs, input_id, ids=[r.event.event_id for r in records]),
+        outs_from(decided, decision),
+        [(killed_at, restarted_at)],
+        note=(
+            f"producer failures {dict(producer.failed)} ({timed_out} reported while the "
+            f"broker was down), re-sent {len(retried)}; pipeline exits {exits}"
+        ),
     )
-    print(
-        f"\nK4 broker down {DOWN_S:.0f} s > delivery timeout {TIMEOUT_MS / 1000:.0f} s: "
-        f"{len(sent)} events; producer failures {dict(producer.failed)} "
-        f"({timed_out} reported while the broker was down), re-sent {len(retried)}; "
-        f"pipeline exits {exits}; lost {lost}, dup {dup}, conflicting {conflicting}; "
-        f"first decision {first_after - restarted_at:.1f} s after the restart"
-    )
+    print(f"\n{report}")
     assert retried, "the outage outlasted the timeout: some deliveries must have failed"
     assert set(producer.failed) <= {"_MSG_TIMED_OUT"}, producer.failed
     assert sum(producer.failed.values()) == len(retried)  # every failure was handed back
     assert all(code != 0 for code in exits)  # a stop here is a fail-closed stop, never "done"
-    assert (lost, conflicting) == (0, 0), log.read_text()[-3000:]
+    assert (report.lost, report.conflicting) == (0, 0), log.read_text()[-3000:]

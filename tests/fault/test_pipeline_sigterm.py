@@ -6,8 +6,12 @@ processor of the two-stage deployment. A graceful stop must finish the batch in
 hand, wait for its records' acknowledgement, commit and exit 0: after two stops
 in the middle of a backlog and two restarts, the oracle finds every event's
 output exactly once (lost 0, dup 0, conflicting 0) — decisions and feature
-records alike. The shutdown time of each stop is printed. (The scorer's own
-SIGTERM test is in ``test_scorer_process_faults.py``.)
+records alike. The shutdown time of each stop is printed, with the suite's
+report (``tests/fault_report.py``) of the service's output (the pipeline's
+decisions, the processor's feature records); the backlog is published before
+the service starts, so latency measures it and the figure of a restart is its
+first output. (The scorer's own SIGTERM test is in
+``test_scorer_process_faults.py``.)
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import msgspec
 import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
@@ -29,25 +32,19 @@ from streamscore.libs.topics import STREAMS, TopicSpec
 from streamscore.services.clients import endpoints, make_admin, make_producer
 from streamscore.services.sim_producer import publish
 from streamscore.services.topics_admin import create_topics
+from tests.fault_report import (
+    decision,
+    fault_report,
+    feature_id,
+    input_id,
+    outs_from,
+    sent_from,
+)
 from tests.processor_runs import create_stream_topics, read_all, redis_db_url, start_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 S = STREAMS["transactions"]
 REDIS_DB = 15  # shared with tests/integration/test_pipeline.py: each flushes it first
-
-
-class _Decision(msgspec.Struct):
-    event_id: str
-    decision: str
-    score: float | None
-    model_version: str
-
-
-class _Feature(msgspec.Struct):
-    class _Event(msgspec.Struct):
-        event_id: str
-
-    event: _Event
 
 
 def _records(bootstrap: str, topic: str) -> int:
@@ -87,17 +84,22 @@ def test_sigterm_mid_backlog_twice_outputs_every_event_once(
     log = tmp_path / f"{service}.log"
     progress = prefix + S.feature_topic  # both services write one feature record per event
     shutdowns, codes = [], []
+    stopped_at: list[float] = []
+    started_at: list[float] = []
     for fraction in (0.25, 0.6):  # stop in the middle of the backlog, twice
         proc = start_cli(args, bootstrap=bootstrap, redis_url=url, log=log)
+        started_at.append(time.time())
         deadline = time.monotonic() + 120
         while _records(bootstrap, progress) < fraction * len(ids):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.05)
         t = time.monotonic()
+        stopped_at.append(time.time())
         proc.send_signal(signal.SIGTERM)
         codes.append(proc.wait(timeout=60))
         shutdowns.append(time.monotonic() - t)
     proc = start_cli(args, bootstrap=bootstrap, redis_url=url, log=log)
+    started_at.append(time.time())
     try:
         deadline = time.monotonic() + 180
         while _records(bootstrap, progress) < len(ids):
@@ -116,28 +118,27 @@ def test_sigterm_mid_backlog_twice_outputs_every_event_once(
         codes.append(proc.wait(timeout=60))
     redis.Redis.from_url(url).flushdb()
 
-    per_id: dict[str, set[tuple[str, float | None, str]]] = {}
-    count: Counter[str] = Counter()
-    for m in decided:
-        d = msgspec.json.decode(m.value(), type=_Decision)
-        per_id.setdefault(d.event_id, set()).add((d.decision, d.score, d.model_version))
-        count[d.event_id] += 1
-    feature_count = Counter(msgspec.json.decode(m.value(), type=_Feature).event.event_id
-                            for m in features)  # fmt: skip
+    feature_count = Counter(feature_id(m.value()) for m in features)
     figures = {
         "lost": len(ids - set(feature_count)),
         "dup": sum(feature_count.values()) - len(feature_count),
     }
-    if service == "pipeline":
-        figures |= {
-            "decisions_lost": len(ids - set(per_id)),
-            "decisions_dup": sum(count.values()) - len(count),
-            "conflicting": sum(1 for v in per_id.values() if len(v) > 1),
-        }
-    print(
-        f"\nK6 {service} SIGTERM x2 mid-backlog, {len(ids):,} events: {figures}; exit codes "
-        f"{codes}; shutdown {', '.join(f'{s:.2f} s' for s in shutdowns)}"
+    inputs = read_all(bootstrap, prefix + S.input_topic, len(events), timeout_s=60)
+    report = fault_report(
+        f"K6 {service} SIGTERM x2 mid-backlog",
+        sent_from(inputs, input_id, ids=ids),
+        outs_from(decided, decision)
+        if service == "pipeline"
+        else outs_from(features, lambda v: (feature_id(v), v)),
+        list(zip(stopped_at, started_at[1:], strict=True)),
+        output_name="decision" if service == "pipeline" else "feature record",
+        note=(
+            f"feature records {figures}; exit codes {codes}; shutdown "
+            f"{', '.join(f'{s:.2f} s' for s in shutdowns)}"
+        ),
     )
+    print(f"\n{report}")
+    assert (report.lost, report.dup, report.conflicting) == (0, 0, 0), report
     assert codes == [0, 0, 0], log.read_text()[-3000:]
     assert set(figures.values()) == {0}, figures
     assert set(feature_count) == ids

@@ -16,6 +16,12 @@ whitespace to 2 KB were refused as ``oversize``. After a restart with the
 default limit, ``streamscore dlq replay --reason oversize`` sends exactly those
 back to ``events.transactions`` and they are decided; the other dead letters
 stay where they are.
+
+The report (``tests/fault_report.py``) counts the valid events of both streams
+against their decisions; the fault is the first run (poison and the low limit)
+until the fixed pipeline is up and the replay starts. Every event is published
+before the pipelines start, so latency measures that backlog (the padded
+events' until their replay) and the figure of the fix is its first decision.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from streamscore.libs.topics import STREAMS, TopicSpec, dlq_topic
 from streamscore.services.clients import endpoints, make_admin, make_producer
 from streamscore.services.dlq_replay import replay_dlq
 from streamscore.services.topics_admin import create_topics
+from tests.fault_report import decision, fault_report, input_id, outs_from, sent_from
 from tests.processor_runs import create_stream_topics, read_all, redis_db_url, start_cli, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -125,6 +132,7 @@ def test_poison_lands_in_the_dlq_and_a_fixed_cause_replays(
     args_tx = ["pipeline", "--stream", "transactions", "--topic-prefix", prefix]
     args_tx += ["--model", str(transaction_model_dir)]
     args_sn = ["pipeline", "--stream", "sensor_readings", "--topic-prefix", prefix]
+    started = time.time()
     procs = [
         start_cli(args_tx, bootstrap=ep.kafka_bootstrap, redis_url=url, log=log, env=low),
         start_cli(args_sn, bootstrap=ep.kafka_bootstrap, redis_url=url, log=log),
@@ -157,6 +165,7 @@ def test_poison_lands_in_the_dlq_and_a_fixed_cause_replays(
     procs[0] = start_cli(args_tx, bootstrap=ep.kafka_bootstrap, redis_url=url, log=log)
     try:
         time.sleep(3)
+        fixed = time.time()
         stats = replay_dlq(
             stack_settings.model_copy(update={"redis_url": url}),
             dlq_topic(prefix + TX.input_topic),
@@ -170,6 +179,25 @@ def test_poison_lands_in_the_dlq_and_a_fixed_cause_replays(
             stop(p)
     decided = {msgspec.json.decode(m.value(), type=_Id).event_id for m in after}
     assert {e.event_id for e in padded} <= decided
+    inputs = []  # the valid events, timed by their first record (a replay re-publishes)
+    replayed = sum(stats.replayed.values())
+    # The records of each input topic: valid events, poison, and (transactions) the replayed.
+    for s, events, resent in ((TX, tx, replayed - len(padded)), (SN, sn, 0)):
+        n = len(events) + sum(expected[s.input_topic].values()) + resent
+        read = read_all(ep.kafka_bootstrap, prefix + s.input_topic, n, timeout_s=60)
+        inputs += sent_from(read, input_id, ids=[e.event_id for e in events])
+    report = fault_report(
+        "P1/P2/P6 poison on every input topic, DLQ replay after a fix",
+        inputs,
+        outs_from([*after, *sn_dec], decision),
+        [(started, fixed)],
+        note=(
+            f"dead letters {sum(sum(c.values()) for c in expected.values())} "
+            f"(each with its reason), replayed {replayed}"
+        ),
+    )
+    print(f"\n{report}")
+    assert report.lost == 0 and report.conflicting == 0
     # A second run finds nothing new to replay (its offsets were committed).
     again = replay_dlq(stack_settings, dlq_topic(prefix + TX.input_topic), reasons={"oversize"})
     assert sum(again.replayed.values()) == 0
