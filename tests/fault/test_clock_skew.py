@@ -18,6 +18,8 @@ with ±20 min events of shared entities (an IP used by accounts of two
 producers) do fall behind and are counted late — exactly as many as a plain
 reading of the rule over the published sequence finds — never silently
 merged, while each account's own windows (one producer, one clock) stay exact.
+The report (``tests/fault_report.py``) counts feature records against the
+inputs; the skew lasts the whole publishing, so every event is "during" it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from streamscore.libs.topics import STREAMS
 from streamscore.services.clients import endpoints, make_producer
 from streamscore.services.feature_verify import run_verify
 from streamscore.services.sim_producer import publish
-from tests.processor_runs import create_stream_topics, redis_db_url, start_cli, stop
+from tests.fault_report import fault_report, feature_id, input_id, outs_from, sent_from
+from tests.processor_runs import create_stream_topics, read_all, redis_db_url, start_cli, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 STREAM = "logins"
@@ -124,19 +127,35 @@ def test_producer_clock_skew(stack_settings: Settings, max_skew_s: float, tmp_pa
         time.sleep(3)  # let the group form, so the records are consumed as they come
         producer = make_producer(stack_settings, client_id="it-skew")
         rate = len(records) / PUBLISH_S
+        started = time.time()
         publish(records, producer, rate=rate, topic_prefix=prefix, progress=lambda _: None)
+        skewed = (started, time.time())  # every event carries its producer's skew
         res = run_verify(stack_settings, STREAM, topic_prefix=prefix, idle_s=8.0)
         late = _late(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5.0).text)
         assert proc.poll() is None, log.read_text()[-3000:]
     finally:
         stop(proc)
         r.flushdb()
+    s = STREAMS[STREAM]
+    ids = [r.event.event_id for r in records]
+    inputs = read_all(ep.kafka_bootstrap, prefix + s.input_topic, len(ids))
+    features = read_all(ep.kafka_bootstrap, prefix + s.feature_topic, len(ids))
+    report = fault_report(
+        f"F3 producer clocks ±{max_skew_s / 60:.0f} min",
+        sent_from(inputs, input_id, ids=ids),
+        outs_from(features, lambda v: (feature_id(v), v)),
+        [skewed],
+        output_name="feature record",
+        note=f"late events {late} (rule read plainly: {expected})",
+    )
+    print(f"\n{report}")
     a = res.agreement
     ratios = {f: round(a.ratio(f), 4) for g in groups(STREAM) for f in g.feature_names}
     print(
         f"\nF3 clock skew ±{max_skew_s / 60:.0f} min, {len(records)} logins: late events "
         f"{late} (rule read plainly: {expected}), mismatch ratio per feature vs offline {ratios}"
     )
+    assert report.lost == 0 and report.conflicting == 0
     assert a.compared == len(records), log.read_text()[-3000:]
     assert all(n == 0 for n in a.mismatches.values()), ratios  # the windows are the offline ones
     assert {g: int(late.get(g, 0.0)) for g in expected} == expected  # late: counted, as the rule

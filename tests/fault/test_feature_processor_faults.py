@@ -4,7 +4,9 @@ The oracle reads the input and feature topics afterwards: **lost** (events
 without a feature record), **dup** (records beyond one per event) and
 **conflicting** (one event, two different records). Lost and conflicting must
 be 0; then ``streamscore features verify`` recomputes every event offline and
-requires zero mismatches: no window update was lost or applied twice.
+requires zero mismatches: no window update was lost or applied twice. Latency
+(input record to feature record) before, during and after each fault and the
+recovery time are reported (``tests/fault_report.py``).
 
 Scenarios, each on transactions replayed at a steady pace:
 
@@ -27,7 +29,6 @@ import subprocess
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,16 @@ from streamscore.libs.topics import STREAMS
 from streamscore.services.clients import endpoints, make_producer
 from streamscore.services.feature_verify import run_verify
 from streamscore.services.sim_producer import publish
-from tests.processor_runs import create_stream_topics, start_processor, stop
+from tests.fault_report import (
+    FaultReport,
+    Out,
+    fault_report,
+    feature_id,
+    input_id,
+    kafka_ms,
+    sent_from,
+)
+from tests.processor_runs import create_stream_topics, read_all, start_processor, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 S = STREAMS["transactions"]
@@ -136,7 +146,10 @@ def _processor(prefix: str, redis_url: str, bootstrap: str, log: Path) -> subpro
     )
 
 
-def _oracle(bootstrap: str, prefix: str, ids: set[str], timeout_s: float = 120) -> dict[str, int]:
+def _feature_records(
+    bootstrap: str, prefix: str, ids: set[str], timeout_s: float = 120
+) -> list[Out]:
+    """The feature topic's records (outcome: the record's bytes), once every id has one."""
     c = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -146,33 +159,37 @@ def _oracle(bootstrap: str, prefix: str, ids: set[str], timeout_s: float = 120) 
         }
     )
     c.subscribe([prefix + S.feature_topic])
-    seen: dict[str, set[bytes]] = defaultdict(set)
-    count: dict[str, int] = defaultdict(int)
+    out: list[Out] = []
+    seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
     idle_since = time.monotonic()
     while time.monotonic() < deadline:
         msgs = [m for m in c.consume(5000, timeout=0.5) if m.error() is None]
         for m in msgs:
             value = m.value() or b""
-            eid = _event_id(value)
-            seen[eid].add(value)
-            count[eid] += 1
+            out.append(Out(feature_id(value), value, kafka_ms(m)))
+            seen.add(out[-1].event_id)
         if msgs:
             idle_since = time.monotonic()
-        elif ids <= set(seen) and time.monotonic() - idle_since > 3:
+        elif ids <= seen and time.monotonic() - idle_since > 3:
             break
     c.close()
-    return {
-        "lost": len(ids - set(seen)),
-        "dup": sum(n - 1 for n in count.values()),
-        "conflicting": sum(1 for v in seen.values() if len(v) > 1),
-    }
+    return out
 
 
-def _event_id(value: bytes) -> str:
-    import msgspec
-
-    return str(msgspec.json.decode(value)["event"]["event_id"])
+def _report(
+    scenario: str,
+    bootstrap: str,
+    prefix: str,
+    events: list[SimRecord],
+    faults: list[tuple[float, float]],
+) -> FaultReport:
+    """The oracle over the input topic and the feature topic."""
+    ids = {e.event.event_id for e in events}
+    outputs = _feature_records(bootstrap, prefix, ids)
+    read = read_all(bootstrap, prefix + S.input_topic, len(events))
+    inputs = sent_from(read, input_id, ids=ids)
+    return fault_report(scenario, inputs, outputs, faults, output_name="feature record")
 
 
 def _label_and_wait(prefix: str, labels: list[SimRecord], settings: Settings) -> None:
@@ -208,10 +225,12 @@ def test_redis_killed_and_restarted_mid_stream(
         publish(
             events[:half], producer, topic_prefix=prefix, speedup=SPEEDUP, progress=lambda _: None
         )
+        killed_at = time.time()
         own_redis.kill()
         publish(events[half : half + 500], producer, topic_prefix=prefix, progress=lambda _: None)
         time.sleep(3)  # events keep coming while Redis is away
         own_redis.start()
+        fault = (killed_at, time.time())
         publish(
             events[half + 500 :],
             producer,
@@ -219,12 +238,14 @@ def test_redis_killed_and_restarted_mid_stream(
             speedup=SPEEDUP,
             progress=lambda _: None,
         )
-        figures = _oracle(bootstrap, prefix, {e.event.event_id for e in events})
+        report = _report(
+            "F4 Redis SIGKILL, restarted after 3 s", bootstrap, prefix, events, [fault]
+        )
         assert proc.poll() is None, log.read_text()[-3000:]
     finally:
         stop(proc)
-    print(f"redis restart: {figures}")
-    assert figures["lost"] == 0 and figures["conflicting"] == 0
+    print(f"\n{report}")
+    assert report.lost == 0 and report.conflicting == 0
     assert "redis error, retrying" in log.read_text()
     _verify(stack_settings, prefix, len(events))
 
@@ -245,18 +266,25 @@ def test_two_processors_one_killed(
         publish(
             events[:half], producer, topic_prefix=prefix, speedup=SPEEDUP, progress=lambda _: None
         )
+        killed_at = time.time()
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait()
         publish(
             events[half:], producer, topic_prefix=prefix, speedup=SPEEDUP, progress=lambda _: None
         )
-        figures = _oracle(bootstrap, prefix, {e.event.event_id for e in events})
+        report = _report(
+            "two processors, one SIGKILLed (not restarted)",
+            bootstrap,
+            prefix,
+            events,
+            [(killed_at, killed_at)],  # nothing restarts: the survivor takes over
+        )
         assert procs[1].poll() is None, logs[1].read_text()[-3000:]
     finally:
         for p in procs:
             stop(p)
-    print(f"two processors, one killed: {figures}")
-    assert figures["lost"] == 0 and figures["conflicting"] == 0
+    print(f"\n{report}")
+    assert report.lost == 0 and report.conflicting == 0
     _verify(stack_settings, prefix, len(events))
 
 
@@ -276,21 +304,26 @@ def test_processor_sigkill_repeated(
         kwargs={"topic_prefix": prefix, "speedup": SPEEDUP / 4, "progress": lambda _: None},
     )
     kills = 0
+    faults: list[tuple[float, float]] = []
     try:
         time.sleep(4)
         feed.start()
         while feed.is_alive() or kills < 3:
             time.sleep(3.0)
+            killed_at = time.time()
             procs[-1].send_signal(signal.SIGKILL)
             procs[-1].wait()
             kills += 1
             procs.append(_processor(prefix, own_redis.url, bootstrap, log))
+            faults.append((killed_at, time.time()))
         feed.join()
-        figures = _oracle(bootstrap, prefix, {e.event.event_id for e in events})
+        report = _report(
+            f"processor SIGKILL x{kills}, restarted at once", bootstrap, prefix, events, faults
+        )
         assert procs[-1].poll() is None, log.read_text()[-3000:]
     finally:
         for p in procs:
             stop(p)
-    print(f"processor SIGKILL x{kills}: {figures}")
-    assert figures["lost"] == 0 and figures["conflicting"] == 0
+    print(f"\n{report}")
+    assert report.lost == 0 and report.conflicting == 0
     _verify(stack_settings, prefix, len(events))
