@@ -6,7 +6,11 @@ dataset afterwards and counts, per scored event: **lost** (no example),
 (the last revision is not the latest label sent) and bad sequences (a primary
 that is not revision 0, a correction that changes nothing). The joiner assigns
 its partitions itself (no group membership), so a restart needs no session
-timeout: four kills fit in a few seconds of run time each.
+timeout: four kills fit in a few seconds of run time each. The suite's report
+(``tests/fault_report.py``) counts examples per scored event (a revision is its
+own output); examples come out when their event matures in event time, so no
+per-event latency: the time from each kill to the restarted joiner being ready
+stands for recovery.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from streamscore.libs.config import Settings
+from tests.fault_report import Out, Sent, fault_report
 from tests.joiner_runs import (
     check,
     dataset_rows,
@@ -56,12 +61,17 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
     produce_inputs(settings, topics, body)
     out, log = tmp_path / "examples", tmp_path / "joiner.log"
     t0 = time.monotonic()
+    killed_at: list[float] = []
+    ready_at: list[float] = []
     for _ in range(KILLS):
         proc = start_joiner(settings, prefix, out, log, *FAST)
+        ready_at.append(time.time())
         time.sleep(rng.uniform(0.6, 1.6))
+        killed_at.append(time.time())
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     proc = start_joiner(settings, prefix, out, log, *FAST)
+    ready_at.append(time.time())
     try:
         wait_drained(bootstrap, topics.group, [topics.scored, topics.labels])
         produce_inputs(settings, topics, [tick])
@@ -75,6 +85,21 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
     on_disk = check(dataset_rows(out), sc)
     print(f"\nL4 joiner kill -9 x{KILLS} in {time.monotonic() - t0:.1f} s: topic {figures}; "
           f"dataset lost={on_disk.lost} dup={on_disk.duplicates}")  # fmt: skip
+    faults = list(zip(killed_at, ready_at[1:], strict=True))
+    report = fault_report(
+        f"L4 joiner SIGKILL x{KILLS}",
+        [Sent(i) for i in sorted(set(sc.events) - {"tick"})],
+        [Out(e.event_id, (e.kind, e.label), slot=e.revision) for e in examples],
+        faults,
+        unit="scored events",
+        output_name="example",
+        note=(
+            f"examples {len(examples):,}, wrong final label {figures.wrong_final}; restarted "
+            f"joiner ready {max(end - start for start, end in faults):.1f} s after a kill (worst)"
+        ),
+    )
+    print(report)
+    assert report.lost == 0 and report.conflicting == 0
     assert figures.events == 1500
     assert (figures.lost, figures.duplicates, figures.wrong_final) == (0, 0, 0), figures
     assert (figures.bad_sequences, figures.unexpected, figures.early_maturity) == (0, 0, 0)

@@ -15,6 +15,10 @@ printed; the checks are behavioural:
 - the breaker opened (the metric) and, once the store is back, decisions are
   feature-based again: the last requests are not degraded;
 - the oracle: every answered decision is in ``decisions.transactions`` once.
+
+The suite's report (``tests/fault_report.py``) takes a request as the input,
+timed when it was due, and its decision record as the output; the fault is the
+store's disturbance (from the +50 ms change until the store is back).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from streamscore.libs.topics import STREAMS, TopicSpec
 from streamscore.services.api.auth import issue_token
 from streamscore.services.clients import make_admin
 from streamscore.services.topics_admin import create_topics
+from tests.fault_report import Sent, decision, fault_report, outs_from
 from tests.latency_proxy import LatencyProxy
 from tests.processor_runs import read_all, start_cli, stop
 
@@ -114,10 +119,11 @@ async def _drive(
     bodies: list[bytes],
     proxy: LatencyProxy,
     changed: list[float],
-) -> list[_Result]:
+) -> tuple[list[_Result], float]:
     """Warm-up (not counted), then open loop at RATE through the phases; the proxy
     changes at each phase's start, and ``changed`` gets the moment each change
-    really took effect (s after the first scheduled request)."""
+    really took effect (s after the first scheduled request). Returns the results
+    and the wall time of the first scheduled request."""
     loop = asyncio.get_running_loop()
     bounds, t = [], 0.0
     for _name, _delay, _hole, seconds in PHASES:
@@ -139,6 +145,7 @@ async def _drive(
             async with client.post("/v1/score/transactions", data=body) as r:
                 assert r.status == 200, await r.text()
         start = loop.time() + 0.1
+        origin = time.time() + (start - loop.time())
 
         async def one(i: int, body: bytes) -> None:
             at = start + i / RATE
@@ -154,7 +161,7 @@ async def _drive(
             )
 
         await asyncio.gather(phases(), *(one(i, b) for i, b in enumerate(bodies)))
-    return sorted(results, key=lambda r: r.index)
+    return sorted(results, key=lambda r: r.index), origin
 
 
 def test_slow_then_silent_redis_sends_scoring_to_the_degraded_path(
@@ -190,7 +197,7 @@ def test_slow_then_silent_redis_sends_scoring_to_the_degraded_path(
         token = issue_token(
             stack_settings.api_signing_key.get_secret_value(), "f7", ["score"], ttl_s=3600
         )
-        results = asyncio.run(
+        results, origin = asyncio.run(
             _drive(
                 base,
                 token,
@@ -237,6 +244,16 @@ def test_slow_then_silent_redis_sends_scoring_to_the_degraded_path(
     for row in rows:
         print(f"  {row}")
     print(f"  breaker opened {opened:.0f}x; decisions lost {lost}, duplicated {dup}")
+    report = fault_report(
+        f"F7 Redis +50 ms, +500 ms, blackhole under the API at {RATE:.0f} req/s",
+        [Sent(e.event_id) for e in warmup]  # not timed: before the open loop
+        + [Sent(events[r.index].event_id, (origin + r.index / RATE) * 1e3) for r in results],
+        outs_from(decided, decision),
+        [(origin + changed[1], origin + changed[-1])],  # from +50 ms until the store is back
+        unit="requests",
+        note=f"breaker opened {opened:.0f}x",
+    )
+    print(report)
 
     assert [r.status for r in results if r.status != 200] == [], log.read_text()[-3000:]
     assert len(results) == n
@@ -263,4 +280,5 @@ def test_slow_then_silent_redis_sends_scoring_to_the_degraded_path(
     assert all(a is not None and a.degraded is None for a in tail)
     assert opened >= 1
     assert (lost, dup) == (0, 0)
+    assert report.lost == 0 and report.conflicting == 0
     assert proxy.connections > 0  # the API's Redis really went through the proxy

@@ -10,6 +10,12 @@ A restart after SIGKILL waits about one session timeout (10 s) before the group
 hands it the partitions of the dead member: two kills keep the test near 25 s.
 The exact crash window (files renamed, offsets not committed) is reproduced
 deterministically in ``tests/integration/test_scored_sink.py``.
+
+The suite's report (``tests/fault_report.py``) counts the rows of every file on
+disk (a row in two files counts twice, before any reader's deduplication), a
+row being visible from its file's modification time (written, then renamed into
+place). The log is published before the sink starts, so latency measures that
+backlog and the figure of a restart is its first file.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamscore.libs.config import Settings
+from streamscore.libs.contracts.scored import ScoredEvent
 from streamscore.libs.scored_log.read import read_scored
+from tests.fault_report import FaultReport, Out, fault_report, input_id, sent_from
+from tests.processor_runs import read_all
 from tests.scored_log_runs import (
     STREAM,
     Figures,
+    bits,
     check,
     days_match_folders,
     log_topics,
@@ -55,6 +65,31 @@ def rows_on_disk(out: Path) -> Counter[tuple[int, int]]:
     return seen
 
 
+def rows_visible(out: Path) -> list[Out]:
+    """Every row of every file on disk, visible from its file's modification time."""
+    rows = []
+    for f in (out / STREAM).glob("date=*/*.parquet"):
+        at_ms = f.stat().st_mtime * 1e3
+        t = pq.read_table(f, columns=["event_id", "values", "event_time"]).to_pydict()
+        for eid, values, when in zip(t["event_id"], t["values"], t["event_time"], strict=True):
+            rows.append(Out(eid, (tuple(bits(values)), when), at_ms))
+    return rows
+
+
+def _report(
+    scenario: str,
+    settings: Settings,
+    topic: str,
+    events: list[ScoredEvent],
+    out: Path,
+    faults: list[tuple[float, float]],
+) -> FaultReport:
+    """The oracle over the log topic (inputs) and the rows on disk."""
+    read = read_all(settings.kafka_bootstrap or "", topic, len(events))
+    inputs = sent_from(read, input_id, ids=[e.event_id for e in events])
+    return fault_report(scenario, inputs, rows_visible(out), faults, output_name="file row")
+
+
 def wait_rows(out: Path, at_least: int, timeout_s: float = 30) -> int:
     """Wait until the files hold ``at_least`` rows (counted from Parquet footers)."""
     deadline = time.monotonic() + timeout_s
@@ -76,13 +111,18 @@ def test_sigkill_mid_run_loses_nothing_and_reader_shows_no_duplicates(
     produce(stack_settings, topic, events)
     out, log = tmp_path / "out", tmp_path / "sink.log"
     kills = 0
+    killed_at: list[float] = []
+    ready_at: list[float] = []
     for fraction in (0.2, 0.55):
         proc = start_sink(stack_settings, prefix, out, log, *ROLL)
+        ready_at.append(time.time())
         wait_rows(out, int(N * fraction))
+        killed_at.append(time.time())
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         kills += 1
     proc = start_sink(stack_settings, prefix, out, log, *ROLL)
+    ready_at.append(time.time())
     wait_rows(out, N, timeout_s=40)
     code = terminate(proc)
     assert code == 0, log.read_text()
@@ -91,6 +131,10 @@ def test_sigkill_mid_run_loses_nothing_and_reader_shows_no_duplicates(
     on_disk = rows_on_disk(out)
     in_two_files = sum(c > 1 for c in on_disk.values())
     print(f"\nscored-sink SIGKILL x{kills}: {figures}, records in >1 file: {in_two_files}")
+    faults = list(zip(killed_at, ready_at[1:], strict=True))
+    report = _report(f"scored-sink SIGKILL x{kills}", stack_settings, topic, events, out, faults)
+    print(report)
+    assert report.lost == 0 and report.conflicting == 0
     assert figures == Figures(lost=0, duplicates=0, extra=0, wrong_values=0, wrong_time=0)
     assert len(on_disk) == N and in_two_files == 0
     assert days_match_folders(out)
@@ -118,15 +162,19 @@ def test_sigterm_publishes_the_open_file_and_commits(
     time.sleep(4)
     assert wait_rows(out, 1, timeout_s=0.1) == 0
     started = time.monotonic()
+    stopped_at = time.time()
     assert terminate(proc) == 0, log.read_text()
     shutdown_s = time.monotonic() - started
     first = consumed_by_last_run(log)
     assert first > 0 and len(rows_on_disk(out)) == first
     # Everything consumed was committed: a restart reads only the rest, nothing twice.
     proc = start_sink(stack_settings, prefix, out, log, "--max-age", "0.2")
+    fault = (stopped_at, time.time())
     wait_rows(out, len(events))
     assert terminate(proc) == 0, log.read_text()
     assert first + consumed_by_last_run(log) == len(events)
     assert check(read_scored(out, STREAM), events) == Figures(0, 0, 0, 0, 0)
-    print(f"\nscored-sink SIGTERM: {first} published at shutdown, took {shutdown_s:.2f} s")
+    report = _report("scored-sink SIGTERM, restarted", stack_settings, topic, events, out, [fault])
+    print(f"\n{report}; {first} rows published at shutdown, shutdown took {shutdown_s:.2f} s")
+    assert report.lost == 0 and report.conflicting == 0
     assert shutdown_s < 10
