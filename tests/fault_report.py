@@ -146,7 +146,7 @@ class FaultReport:
             phases = ", ".join(
                 f"{p} {v.text() if v is not None else '-'}" for p, v in self.latency.items()
             )
-            lat = f"latency p50/p99/max (events) {phases}"
+            lat = f"latency p50/p99/max (n) {phases}"
         else:
             lat = "latency n/a"
         if self.recovery_s is None:
@@ -290,11 +290,21 @@ def latencies(inputs: Sequence[Sent], outputs: Sequence[Out]) -> dict[str, tuple
     return {eid: (first_in[eid], at) for eid, at in first_out.items()}
 
 
-def phase_of(at_s: float, faults: Sequence[tuple[float, float]]) -> Phase:
-    """Before the first fault's start, during a fault's window (ends included), or after."""
-    if not faults or at_s < min(start for start, _end in faults):
+def stamp_ms(at_s: float) -> int:
+    """A wall time (s) as the timestamp of a record stamped then: ms, truncated.
+
+    Fault windows are compared with record timestamps this way, so a record
+    stamped in the millisecond a fault started counts as during it.
+    """
+    return math.floor(at_s * 1e3)
+
+
+def phase_of(at_ms: float, faults: Sequence[tuple[float, float]]) -> Phase:
+    """Of a record stamped ``at_ms``: before the first fault's start, during a fault's
+    window (ends included), or after (windows in wall-time s, see :func:`stamp_ms`)."""
+    if not faults or at_ms < min(stamp_ms(start) for start, _end in faults):
         return "before"
-    if any(start <= at_s <= end for start, end in faults):
+    if any(stamp_ms(start) <= at_ms <= stamp_ms(end) for start, end in faults):
         return "during"
     return "after"
 
@@ -321,8 +331,8 @@ def recovery_s(
     late = [(sent + threshold_ms, out) for sent, out in timed.values() if out - sent > threshold_ms]
     worst: float | None = None
     for i, (start, end) in enumerate(ordered):
-        start_ms, end_ms = start * 1e3, end * 1e3
-        next_ms = ordered[i + 1][0] * 1e3 if i + 1 < len(ordered) else math.inf
+        start_ms, end_ms = stamp_ms(start), stamp_ms(end)
+        next_ms = stamp_ms(ordered[i + 1][0]) if i + 1 < len(ordered) else math.inf
         if not any(sent >= start_ms for sent, _out in timed.values()):
             continue  # nothing published from the fault on: no latency to recover
         # Outputs of the events overdue after the fault's end (and before the next fault).
@@ -339,9 +349,9 @@ def first_output_s(outputs: Sequence[Out], faults: Sequence[tuple[float, float]]
     times = sorted(o.at_ms for o in outputs if o.at_ms is not None)
     worst: float | None = None
     for _start, end in faults:
-        after = [t for t in times if t >= end * 1e3]
+        after = [t for t in times if t >= stamp_ms(end)]
         if after:
-            took = (after[0] - end * 1e3) / 1e3
+            took = max(0.0, after[0] / 1e3 - end)
             worst = took if worst is None else max(worst, took)
     return worst
 
@@ -362,7 +372,7 @@ def fault_report(
     timed = latencies(inputs, outputs)
     by_phase: dict[Phase, list[float]] = {p: [] for p in PHASES}
     for sent, out in timed.values():
-        by_phase[phase_of(sent / 1e3, faults)].append(out - sent)
+        by_phase[phase_of(sent, faults)].append(out - sent)
     return FaultReport(
         scenario=scenario,
         unit=unit,

@@ -17,6 +17,7 @@ from tests.fault_report import (
     phase_of,
     recovery_s,
     sent_from,
+    stamp_ms,
     summary,
 )
 
@@ -54,7 +55,7 @@ def test_latency_from_the_earliest_input_to_the_first_output() -> None:
 
 def test_phases_by_input_time() -> None:
     faults = [(10.0, 12.0), (20.0, 20.0)]
-    assert [phase_of(t, faults) for t in (9.9, 10.0, 12.0, 15.0, 20.0, 25.0)] == [
+    assert [phase_of(t, faults) for t in (9_900, 10_000, 12_000, 15_000, 20_000, 25_000)] == [
         "before",
         "during",
         "during",
@@ -63,6 +64,14 @@ def test_phases_by_input_time() -> None:
         "after",
     ]
     assert phase_of(99.0, []) == "before"
+
+
+def test_a_record_stamped_in_the_faults_first_millisecond_is_during_it() -> None:
+    # Kafka timestamps are whole ms: a record sent 0.4 ms after the fault started
+    # carries the ms the fault started in.
+    assert stamp_ms(10.0004) == 10_000
+    assert phase_of(10_000, [(10.0004, 12.0)]) == "during"
+    assert phase_of(9_999, [(10.0004, 12.0)]) == "before"
 
 
 def test_summary_is_nearest_rank() -> None:
@@ -169,7 +178,7 @@ def test_report_line() -> None:
         == r.line()
         == (
             "FAULT broker kill: 4 events, lost 1, dup 1, conflicting 0; latency p50/p99/max "
-            "(events) before 40/40/40 ms (1), during 3,000/3,000/3,000 ms (1), after 80/80/80 ms "
+            "(n) before 40/40/40 ms (1), during 3,000/3,000/3,000 ms (1), after 80/80/80 ms "
             "(1); recovery 2.0 s (fault end until no input waits over 1,000 ms for its "
             "decision); first decision 2.0 s after the fault's end"
         )
