@@ -9,7 +9,8 @@ request's scheduled time, share of degraded decisions, breaker openings) are
 printed; the checks are behavioural:
 
 - every request is answered 200 (no 5xx, nothing held until a client timeout);
-- with a normal store no decision is degraded; while the store cannot answer
+- with a normal store no decision is degraded (unless the request itself took
+  the deadline: a CPU-starved machine, not the store); while the store cannot answer
   within the feature step's deadline (+500 ms, blackhole) every decision is,
   and says why (``degraded``, feature statuses ``ERROR``);
 - the breaker opened (the metric) and, once the store is back, decisions are
@@ -259,25 +260,34 @@ def test_slow_then_silent_redis_sends_scoring_to_the_degraded_path(
     assert len(results) == n
     ends = [*changed[1:], float("inf")]
 
-    def under(name: str, settle_s: float) -> list[_Answer]:
-        """The answers of requests that ran wholly under the phase's store: sent
-        ``settle_s`` or more after the change took effect, answered before the next
-        change (a request scheduled in a phase's last moments can leave late on a
-        loaded machine and meet the next phase's store)."""
+    def under(name: str, settle_s: float) -> list[_Result]:
+        """The requests that ran wholly under the phase's store: sent ``settle_s`` or
+        more after the change took effect, answered before the next change (a request
+        scheduled in a phase's last moments can leave late on a loaded machine and
+        meet the next phase's store)."""
         k = [p[0] for p in PHASES].index(name)
-        got = [
-            r.answer for r in results if r.sent_s >= changed[k] + settle_s and r.done_s <= ends[k]
-        ]
+        got = [r for r in results if r.sent_s >= changed[k] + settle_s and r.done_s <= ends[k]]
         assert len(got) >= RATE * (PHASES[k][3] - settle_s - 1.0), (name, len(got))
-        return [a for a in got if a is not None]
+        return got
 
-    assert all(a.degraded is None for a in under("normal", 0.0))
+    def unexplained(rs: list[_Result]) -> list[_Result]:
+        """Degraded answers under a healthy store that the deadline does not explain.
+        On a loaded machine a request's feature step can itself outlast the deadline
+        (CPU, not the store) and is then rightly degraded; it took the deadline."""
+        return [
+            r
+            for r in rs
+            if r.answer is None
+            or (r.answer.degraded and (r.done_s - r.sent_s) * 1000 < DEADLINE_MS)
+        ]
+
+    assert unexplained(under("normal", 0.0)) == []
     for name in ("+500 ms", "blackhole"):  # after the first second (the breaker's onset)
-        answers = under(name, 1.0)
+        answers = [r.answer for r in under(name, 1.0) if r.answer is not None]
         assert all(a.degraded for a in answers), name
         assert all(set(a.feature_statuses.values()) == {"ERROR"} for a in answers), name
-    tail = [r.answer for r in results if r.phase == len(PHASES) - 1][-int(RATE) :]  # last second
-    assert all(a is not None and a.degraded is None for a in tail)
+    tail = [r for r in results if r.phase == len(PHASES) - 1][-int(RATE) :]  # last second
+    assert unexplained(tail) == []
     assert opened >= 1
     assert (lost, dup) == (0, 0)
     assert report.lost == 0 and report.conflicting == 0
