@@ -25,12 +25,20 @@ def redis_db_url(redis_url: str, db: int) -> str:
 
 
 def create_stream_topics(
-    settings: Settings, stream: str, prefix: str, *, labels: bool = True, partitions: int = 3
+    settings: Settings,
+    stream: str,
+    prefix: str,
+    *,
+    labels: bool = True,
+    partitions: int = 3,
+    outputs: bool = False,
 ) -> None:
-    """The namespaced input, label and feature topics of ``stream``, with their DLQs."""
+    """The namespaced input, label and feature topics of ``stream``, with their DLQs
+    (``outputs``: also its decision and scored-event log topics, as a pipeline needs)."""
     s = STREAMS[stream]
     inputs = [s.input_topic, s.label_topic] if labels else [s.input_topic]
-    specs = [TopicSpec(prefix + t, partitions, 1) for t in (*inputs, s.feature_topic)]
+    outs = (s.decision_topic, s.scored_log_topic) if outputs else ()
+    specs = [TopicSpec(prefix + t, partitions, 1) for t in (*inputs, s.feature_topic, *outs)]
     specs += [TopicSpec(dlq_topic(prefix + t), 1, 1) for t in inputs]
     create_topics(make_admin(settings), specs)
 

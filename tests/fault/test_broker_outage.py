@@ -36,11 +36,10 @@ from confluent_kafka import KafkaError, Message
 from streamscore.libs.config import Settings
 from streamscore.libs.contracts.events import Transaction
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec
+from streamscore.libs.topics import STREAMS
 from streamscore.services import stack
-from streamscore.services.clients import make_admin, make_producer
+from streamscore.services.clients import make_producer
 from streamscore.services.sim_producer import publish
-from streamscore.services.topics_admin import create_topics
 from tests.fault_report import decision, fault_report, input_id, outs_from, sent_from
 from tests.processor_runs import create_stream_topics, read_all, start_cli, stop
 
@@ -57,11 +56,7 @@ def test_broker_down_past_the_delivery_timeout(
     local, settings = own_stack
     bootstrap, redis_url = settings.kafka_bootstrap or "", settings.redis_url or ""
     prefix = f"k4-{uuid.uuid4().hex[:6]}."
-    create_stream_topics(settings, "transactions", prefix)
-    create_topics(
-        make_admin(settings),
-        [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.scored_log_topic)],
-    )
+    create_stream_topics(settings, "transactions", prefix, outputs=True)
     records = [
         r
         for r in get("small").only("transactions").with_days(6).records(seed=41)

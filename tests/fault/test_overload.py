@@ -41,10 +41,9 @@ from streamscore.libs.config import Settings
 from streamscore.libs.contracts.codec import encode
 from streamscore.libs.contracts.events import Transaction
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.libs.topics import STREAMS
+from streamscore.services.clients import endpoints, make_producer
 from streamscore.services.decision_tail import DecisionRecord, DecisionTail
-from streamscore.services.topics_admin import create_topics
 from tests.fault_report import Sent, decision, fault_report, outs_from
 from tests.processor_runs import create_stream_topics, read_all, redis_db_url, start_cli, stop
 
@@ -121,11 +120,7 @@ def test_overload_lag_grows_and_drains_and_nothing_is_lost(
     url = redis_db_url(ep.redis_url, REDIS_DB)
     redis.Redis.from_url(url).flushdb()
     prefix = f"ovl-{uuid.uuid4().hex[:6]}."
-    create_stream_topics(stack_settings, "transactions", prefix)
-    create_topics(
-        make_admin(stack_settings),
-        [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.scored_log_topic)],
-    )
+    create_stream_topics(stack_settings, "transactions", prefix, outputs=True)
     tail = DecisionTail(ep.kafka_bootstrap, [prefix + S.decision_topic])
     tail.start()
     feed = _Feed(stack_settings, prefix + S.input_topic)

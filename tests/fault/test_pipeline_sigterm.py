@@ -28,10 +28,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamscore.libs.config import Settings
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.libs.topics import STREAMS
+from streamscore.services.clients import endpoints, make_producer
 from streamscore.services.sim_producer import publish
-from streamscore.services.topics_admin import create_topics
 from tests.fault_report import (
     decision,
     fault_report,
@@ -68,11 +67,7 @@ def test_sigterm_mid_backlog_twice_outputs_every_event_once(
     url = redis_db_url(endpoints(stack_settings).redis_url, REDIS_DB)
     redis.Redis.from_url(url).flushdb()
     prefix = f"k6p-{uuid.uuid4().hex[:8]}."
-    create_stream_topics(stack_settings, "transactions", prefix)
-    create_topics(
-        make_admin(stack_settings),
-        [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.scored_log_topic)],
-    )
+    create_stream_topics(stack_settings, "transactions", prefix, outputs=True)
     records = get("small").only("transactions").with_days(14).records(seed=21)
     events = [r for r in records if r.topic == S.input_topic]
     ids = {r.event.event_id for r in events}

@@ -22,10 +22,9 @@ from streamscore.libs.contracts.labels import Chargeback
 from streamscore.libs.features.definitions import model_features
 from streamscore.libs.features.offline import compute
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec
-from streamscore.services.clients import endpoints, make_admin, make_producer
+from streamscore.libs.topics import STREAMS
+from streamscore.services.clients import endpoints, make_producer
 from streamscore.services.sim_producer import publish
-from streamscore.services.topics_admin import create_topics
 from tests.processor_runs import (
     create_stream_topics,
     read_all,
@@ -60,11 +59,7 @@ def pipeline_env(stack_settings: Settings) -> Iterator[tuple[str, str]]:
     r = redis.Redis.from_url(url)
     r.flushdb()
     prefix = f"pl-{uuid.uuid4().hex[:8]}."
-    create_stream_topics(stack_settings, "transactions", prefix)
-    create_topics(
-        make_admin(stack_settings),
-        [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.scored_log_topic)],
-    )
+    create_stream_topics(stack_settings, "transactions", prefix, outputs=True)
     yield prefix, url
     r.flushdb()
 

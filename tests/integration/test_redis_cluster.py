@@ -53,7 +53,7 @@ from streamscore.libs.labels.stores import DictStore
 from streamscore.libs.policy.capacity import Candidate
 from streamscore.libs.simulator.records import SimRecord
 from streamscore.libs.simulator.scenario import get
-from streamscore.libs.topics import STREAMS, TopicSpec
+from streamscore.libs.topics import STREAMS
 from streamscore.services.capacity import RedisCapacity
 from streamscore.services.clients import (
     endpoints,
@@ -74,7 +74,6 @@ from streamscore.services.policy_store import PolicyStore
 from streamscore.services.scorer import default_policy
 from streamscore.services.sim_producer import publish
 from streamscore.services.stack.redis_cluster import LocalRedisCluster
-from streamscore.services.topics_admin import create_topics
 from tests.integration.test_join_state import run_redis
 from tests.label_join_cases import DEFAULT_SPEC, batches, scenario
 from tests.model_folders import trained
@@ -312,11 +311,7 @@ def test_pipeline_on_cluster_decides_once_on_single_node_features(
     rc.flushall(target_nodes=RedisCluster.PRIMARIES)
     prefix = f"rc3-{uuid.uuid4().hex[:8]}."
     bootstrap = endpoints(stack_settings).kafka_bootstrap
-    create_stream_topics(stack_settings, "transactions", prefix)
-    create_topics(
-        make_admin(stack_settings),
-        [TopicSpec(prefix + t, 3, 1) for t in (S.decision_topic, S.scored_log_topic)],
-    )
+    create_stream_topics(stack_settings, "transactions", prefix, outputs=True)
     producer = make_producer(stack_settings, client_id="it-cluster-pipeline")
     args = ["pipeline", "--stream", "transactions", "--topic-prefix", prefix]
     args += ["--model", str(transaction_model_dir)]
