@@ -177,9 +177,9 @@ def since_previous(ev: EntityWindows, t: int) -> int | None:
         return ev.since_last(t)
     tile = ev.config.tile_us
     for k in sorted((k for k in ev.live if k <= t // tile), reverse=True):
-        times = [x[0] for x in ev.events.get(k, ()) if x[0] <= t]
-        if times:
-            return t - max(times)
+        evs = ev.events.get(k)
+        if evs is not None and (latest := evs.latest_at_or_before(t)) is not None:
+            return t - latest
     return None
 
 

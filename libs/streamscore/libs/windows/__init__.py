@@ -32,6 +32,7 @@ from streamscore.libs.windows.hashing import hash64
 from streamscore.libs.windows.hll import HyperLogLog
 from streamscore.libs.windows.last import LastSeen
 from streamscore.libs.windows.moments import Empty, Moments, Stat
+from streamscore.libs.windows.raw_events import TileEvents
 from streamscore.libs.windows.timebase import DAY, HOUR, MINUTE, SECOND, seconds, to_us
 from streamscore.libs.windows.window import Window
 
@@ -62,7 +63,11 @@ __all__ = [
 
 
 def warmup() -> None:
-    """Compile (or load from cache) the tile kernels."""
+    """Compile (or load from cache) the tile and raw-event kernels."""
     e = EntityWindows(WindowConfig(tile_us=HOUR, windows=(Window(DAY),)))
     e.add(DAY, 1.0)
     e.read(DAY, Window(DAY))
+    evs = TileEvents()
+    evs.append(DAY, 1.0, None)
+    evs.moments_between(0, DAY)
+    evs.latest_at_or_before(DAY)

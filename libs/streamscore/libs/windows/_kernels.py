@@ -87,3 +87,49 @@ def read_range(
             d = f[1, i] - mean
             m2 += f[2, i] + count[i] * d * d
     return n, s, mean, m2, lo, hi
+
+
+@_kernel
+def welford_between(  # noqa: PLR0917 - a Numba kernel takes its state positionally
+    times: IntArray,
+    values: FloatArray,
+    lo: int,
+    hi: int,
+    n: int,
+    s: float,
+    mean: float,
+    m2: float,
+    vmin: float,
+    vmax: float,
+) -> tuple[int, float, float, float, float, float]:
+    """Welford's update with the values whose time is in ``(lo, hi]``, in stored order.
+
+    Continues from the moments given (n, sum, mean, m2, min, max); the
+    operations are those of :meth:`~.moments.Moments.add`, so the result is
+    bit-identical to adding the same values one by one in Python.
+    """
+    for i in range(times.shape[0]):
+        t = times[i]
+        if lo < t <= hi:
+            x = values[i]
+            n += 1
+            s += x
+            d = x - mean
+            mean += d / n
+            m2 += d * (x - mean)
+            vmin = min(vmin, x)
+            vmax = max(vmax, x)
+    return n, s, mean, m2, vmin, vmax
+
+
+@_kernel
+def latest_at_or_before(times: IntArray, t: int) -> tuple[bool, int]:
+    """Whether any time is ``<= t``, and the largest such time."""
+    found = False
+    best = 0
+    for i in range(times.shape[0]):
+        x = times[i]
+        if x <= t and (not found or x > best):
+            found = True
+            best = x
+    return found, best

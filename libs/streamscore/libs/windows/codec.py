@@ -15,8 +15,9 @@ Tile fields ``t:<tile index>``, one per retained non-empty tile, each a msgpack
 array ``[count, sum, mean, m2, min, max, times, values, hashes, has_key,
 distinct, ids]``: the moments as an int and five float64, the raw events (when
 ``keep_events``) as little-endian int64 / float64 / uint64 / uint8 byte
-strings, the :class:`~.distinct.Distinct` bytes (or nil) and the sorted event
-ids (when ``dedupe``).
+strings (:class:`~.raw_events.TileEvents`' columns, copied as they are), the
+:class:`~.distinct.Distinct` bytes (or nil) and the event ids (when ``dedupe``)
+in the order they were accepted (format 2 wrote them sorted; either loads).
 
 Write the whole state with :func:`to_fields`, or incrementally: after some
 ``add`` calls, :func:`changes` gives the header plus the changed tile fields to
@@ -42,8 +43,6 @@ per event, in one pipeline or script). Reads after
 
 from __future__ import annotations
 
-import sys
-from array import array
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,14 +50,15 @@ import msgspec
 
 from streamscore.libs.windows.config import WindowConfig
 from streamscore.libs.windows.distinct import Distinct
-from streamscore.libs.windows.engine import EntityWindows, RawEvent
+from streamscore.libs.windows.engine import EntityWindows
 from streamscore.libs.windows.last import LastSeen
+from streamscore.libs.windows.raw_events import TileEvents
 
 VERSION = 2
 TILE_PREFIX = "t:"
 Fields = dict[str, bytes | int]
 _N_TILE_ITEMS = 12
-_BIG_ENDIAN = sys.byteorder == "big"
+_NO_EVENTS = TileEvents().to_bytes()
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
@@ -98,17 +98,14 @@ def _tile_fields(e: EntityWindows, ks: list[int]) -> dict[str, bytes]:
     for i, k in enumerate(ks):
         if tiles[i] != k:
             raise KeyError(f"tile {k} is not retained")
-        evs = e.events.get(k, [])
+        evs = e.events.get(k)
         d = e.distinct.get(k)
         item: list[Any] = [
             counts[i],
             *f[i],  # sum, mean, m2, min, max: bit-exact float64
-            _pack("q", [ev[0] for ev in evs]),
-            _pack("d", [ev[1] for ev in evs]),
-            _pack("Q", [ev[2] or 0 for ev in evs]),
-            bytes(ev[2] is not None for ev in evs),
+            *(_NO_EVENTS if evs is None else evs.to_bytes()),
             None if d is None else d.to_bytes(),
-            sorted(e.ids.get(k, ())),
+            list(e.ids.get(k, ())),
         ]
         out[tile_field(k)] = _encode(item)
     return out
@@ -130,22 +127,6 @@ def changes(e: EntityWindows) -> tuple[Fields, list[str]]:
     return put, [tile_field(k) for k in sorted(evicted)]
 
 
-def _pack(code: str, xs: list[Any]) -> bytes:
-    """Little-endian bytes of ``xs`` (``q`` int64, ``Q`` uint64, ``d`` float64)."""
-    a = array(code, xs)
-    if _BIG_ENDIAN:
-        a.byteswap()
-    return a.tobytes()
-
-
-def _unpack(code: str, data: bytes) -> list[Any]:
-    a = array(code)
-    a.frombytes(data)
-    if _BIG_ENDIAN:
-        a.byteswap()
-    return a.tolist()
-
-
 def _int(fields: Mapping[str, bytes | int], name: str) -> int:
     return int(fields[name])
 
@@ -157,18 +138,12 @@ def _load_tile(e: EntityWindows, k: int, data: bytes) -> tuple[int, list[float]]
         raise ValueError(f"malformed tile field {tile_field(k)!r}")
     count, s, mean, m2, lo, hi, et, ex, eh, ek, dist, ids = item
     cfg = e.config
-    if cfg.keep_events:
-        times = _unpack("q", et)
-        values = _unpack("d", ex)
-        hashes = _unpack("Q", eh)
-        evs: list[RawEvent] = [
-            (t, x, h if f else None) for t, x, h, f in zip(times, values, hashes, ek, strict=True)
-        ]
-        e.events[k] = evs
+    if cfg.keep_events and et:
+        e.events[k] = TileEvents.from_bytes(et, ex, eh, ek)
     if cfg.distinct and dist is not None:
         e.distinct[k] = Distinct.from_bytes(dist, cfg.distinct_threshold, cfg.hll_p)
     if cfg.dedupe and ids:
-        e.ids[k] = set(ids)
+        e.ids[k] = dict.fromkeys(ids)
     e.live.add(k)
     return int(count), [float(s), float(mean), float(m2), float(lo), float(hi)]
 

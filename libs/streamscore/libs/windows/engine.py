@@ -54,11 +54,9 @@ from streamscore.libs.windows.distinct import Distinct
 from streamscore.libs.windows.hashing import Key, hash64
 from streamscore.libs.windows.last import LastSeen
 from streamscore.libs.windows.moments import Moments
+from streamscore.libs.windows.raw_events import TileEvents
 from streamscore.libs.windows.tiles import MomentTiles
 from streamscore.libs.windows.window import Window
-
-#: A raw event kept for exact window edges: (time, value, key hash or None).
-RawEvent = tuple[int, float, int | None]
 
 
 class Outcome(Enum):
@@ -83,9 +81,10 @@ class EntityWindows:
         self.late_events = 0
         self.duplicates = 0
         self.moments = MomentTiles(config.slots)
-        self.events: dict[int, list[RawEvent]] = {}
+        self.events: dict[int, TileEvents] = {}
         self.distinct: dict[int, Distinct] = {}
-        self.ids: dict[int, set[str]] = {}
+        #: Per tile, the accepted event ids in arrival order (a dict as an ordered set).
+        self.ids: dict[int, dict[str, None]] = {}
         self.last = LastSeen(config.last_k)
         self._oldest = -(2**62)  # oldest retained tile index
         #: Tiles holding accepted events; and, since :meth:`take_changes`, the
@@ -121,9 +120,15 @@ class EntityWindows:
                 d = self.distinct[k] = Distinct(cfg.distinct_threshold, cfg.hll_p)
             d.add_hash(h)
         if cfg.keep_events:
-            self.events.setdefault(k, []).append((t_us, value, h))
+            evs = self.events.get(k)
+            if evs is None:
+                evs = self.events[k] = TileEvents()
+            evs.append(t_us, value, h)
         if cfg.dedupe and event_id is not None:
-            self.ids.setdefault(k, set()).add(event_id)
+            ids = self.ids.get(k)
+            if ids is None:
+                ids = self.ids[k] = {}
+            ids[event_id] = None
         self.last.add(t_us, value)
         self.live.add(k)
         self.dirty.add(k)
@@ -172,13 +177,6 @@ class EntityWindows:
         if self.watermark is not None and t_us < self.watermark - self.config.grace_us:
             raise StaleReadError(f"read at {t_us} is older than watermark {self.watermark} - grace")
 
-    def _edge_events(self, t_us: int, window: Window, edges: tuple[int, ...]) -> list[RawEvent]:
-        lo, hi = window.bounds(t_us)
-        out: list[RawEvent] = []
-        for k in edges:
-            out.extend(ev for ev in self.events.get(k, ()) if lo < ev[0] <= hi)
-        return out
-
     def _split(self, t_us: int, window: Window) -> tuple[int, int, tuple[int, ...]]:
         """:meth:`Window.split`, with the newest edge tile read whole when nothing in it is newer.
 
@@ -212,7 +210,12 @@ class EntityWindows:
         first, last, edges = self._split(t_us, window)
         m = self.moments.read(first, last)
         if edges:
-            m.merge(Moments.of(ev[1] for ev in self._edge_events(t_us, window, edges)))
+            lo, hi = window.bounds(t_us)
+            edge = Moments()
+            for k in edges:
+                if (evs := self.events.get(k)) is not None:
+                    evs.moments_between(lo, hi, into=edge)
+            m.merge(edge)
         return m
 
     def read_distinct(self, t_us: int, window: Window) -> Distinct:
@@ -230,9 +233,11 @@ class EntityWindows:
         for k, d in self.distinct.items():
             if first <= k <= last:
                 out.merge(d)
-        for _, _, h in self._edge_events(t_us, window, edges):
-            if h is not None:
-                out.add_hash(h)
+        lo, hi = window.bounds(t_us)
+        for k in edges:
+            if (evs := self.events.get(k)) is not None:
+                for h in evs.hashes_between(lo, hi):
+                    out.add_hash(h)
         return out
 
     def last_at(self, t_us: int) -> tuple[int, float] | None:
