@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -71,7 +72,24 @@ def prefix() -> Iterator[str]:
     yield f"it-{uuid.uuid4().hex[:8]}."
 
 
-def test_poison_to_dlq_outputs_acked_then_committed(stack_settings: Settings, prefix: str) -> None:
+def _committed(consumer: Consumer, parts: list[TopicPartition], want: list[int]) -> list[int]:
+    """The group's committed offsets, polled for a while until they are ``want``.
+
+    In ``stored`` mode librdkafka commits from its own thread every interval, so
+    the offsets may lag the last batch by one interval.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        got = [tp.offset for tp in consumer.committed(parts, timeout=10)]
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("commit", ["sync", "stored"])
+def test_poison_to_dlq_outputs_acked_then_committed(
+    stack_settings: Settings, prefix: str, commit: Literal["sync", "stored"]
+) -> None:
     source, out_topic = f"{prefix}events.transactions", f"{prefix}out"
     admin = make_admin(stack_settings)
     create_topics(
@@ -94,7 +112,8 @@ def test_poison_to_dlq_outputs_acked_then_committed(stack_settings: Settings, pr
         return [Output(out_topic, d.message.event_id.encode(), d.key) for d in batch]
 
     group = f"{prefix}group"
-    consumer = make_consumer(stack_settings, group_id=group)
+    interval = 200 if commit == "stored" else None
+    consumer = make_consumer(stack_settings, group_id=group, auto_commit_interval_ms=interval)
     consumer.subscribe([source])
     proc = StreamProcessor(
         consumer,
@@ -102,16 +121,17 @@ def test_poison_to_dlq_outputs_acked_then_committed(stack_settings: Settings, pr
         handler,
         service="it",
         topic_prefix=prefix,
+        commit=commit,
     )
     _run_until(proc, N_VALID + n_poison)
     assert proc.stats.consumed == N_VALID + n_poison
     assert proc.stats.dead_lettered == n_poison
 
-    # Every committed offset is the end of its partition (the off-by-one check).
+    # Every committed offset is the end of its partition (the off-by-one check);
+    # stored offsets are committed by librdkafka's timer, without another step.
     parts = [TopicPartition(source, p) for p in range(3)]
-    committed = consumer.committed(parts, timeout=10)
     ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
-    assert [tp.offset for tp in committed] == ends
+    assert _committed(consumer, parts, ends) == ends
     consumer.close()
 
     outs = _read_all(stack_settings.kafka_bootstrap or "", out_topic, N_VALID)
@@ -141,13 +161,18 @@ def test_poison_to_dlq_outputs_acked_then_committed(stack_settings: Settings, pr
     assert proc2.stats.consumed == 0
 
 
-def test_missing_dlq_topic_fails_closed(stack_settings: Settings, prefix: str) -> None:
+@pytest.mark.parametrize("commit", ["sync", "stored"])
+def test_missing_dlq_topic_fails_closed(
+    stack_settings: Settings, prefix: str, commit: Literal["sync", "stored"]
+) -> None:
     source = f"{prefix}events.transactions"
     create_topics(make_admin(stack_settings), [TopicSpec(source, 1, 1)])  # no DLQ topic
     feed = make_producer(stack_settings, client_id="it-feed")
     feed.send(source, b"not json at all", key=b"k")
     assert feed.flush(30) == 0
-    consumer = make_consumer(stack_settings, group_id=f"{prefix}g")
+    interval = 100 if commit == "stored" else None
+    group = f"{prefix}g"
+    consumer = make_consumer(stack_settings, group_id=group, auto_commit_interval_ms=interval)
     consumer.subscribe([source])
     proc = StreamProcessor(
         consumer,
@@ -155,9 +180,43 @@ def test_missing_dlq_topic_fails_closed(stack_settings: Settings, prefix: str) -
         lambda batch: [],
         service="it",
         topic_prefix=prefix,
+        commit=commit,
     )
     with pytest.raises(ProcessingHaltedError):
         _run_until(proc, 1, timeout_s=30)
+    time.sleep(0.5)  # several auto-commit intervals: nothing was stored, so nothing goes
     committed = consumer.committed([TopicPartition(source, 0)], timeout=10)[0]
     assert committed.offset < 0  # nothing committed: the message will be processed again
+    consumer.close()  # closing commits what was stored: still nothing
+    probe = make_consumer(stack_settings, group_id=group)
+    assert probe.committed([TopicPartition(source, 0)], timeout=10)[0].offset < 0
+    probe.close()
+
+
+def test_stored_offsets_are_committed_on_close(stack_settings: Settings, prefix: str) -> None:
+    """A graceful stop (SIGTERM closes the consumer) commits what was stored, however long
+    the interval: no re-processing after a deploy."""
+    source, out_topic = f"{prefix}events.transactions", f"{prefix}out"
+    create_topics(make_admin(stack_settings), [TopicSpec(source, 3, 1), TopicSpec(out_topic, 3, 1)])
+    feed = make_producer(stack_settings, client_id="it-feed")
+    for ev in sample_events("transactions", 300, seed=5):
+        feed.send(source, encode(ev), key=ev.customer_id.encode())
+    assert feed.flush(30) == 0
+    group = f"{prefix}g"
+    consumer = make_consumer(stack_settings, group_id=group, auto_commit_interval_ms=60_000)
+    consumer.subscribe([source])
+    proc = StreamProcessor(
+        consumer,
+        make_producer(stack_settings, client_id="it-proc"),
+        lambda batch: [Output(out_topic, d.message.event_id.encode(), d.key) for d in batch],
+        service="it",
+        topic_prefix=prefix,
+        commit="stored",
+    )
+    _run_until(proc, 300)
+    parts = [TopicPartition(source, p) for p in range(3)]
+    ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
     consumer.close()
+    probe = make_consumer(stack_settings, group_id=group)
+    assert [tp.offset for tp in probe.committed(parts, timeout=10)] == ends
+    probe.close()

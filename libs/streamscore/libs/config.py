@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     #: ``message.timeout.ms``): a service whose outputs fail stops without committing
     #: (fail closed); a producer counts the failure and hands the message back.
     kafka_delivery_timeout_ms: int = Field(default=DELIVERY_TIMEOUT_MS, ge=1000, le=3_600_000)
+    #: The fused pipeline's consumer commits the offsets of acknowledged batches this
+    #: often (and on revocation and close); 0: a synchronous commit after every batch.
+    #: See :mod:`streamscore.services.stream_processor`, step 5.
+    pipeline_commit_interval_ms: int = Field(default=100, ge=0, le=60_000)
     #: Port of a process's ``/metrics`` (unset: not served).
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address the API and ``/metrics`` listen on: loopback unless a container or pod

@@ -93,24 +93,32 @@ def consumer_config(
     client_id: str = "streamscore",
     auto_offset_reset: OffsetReset = "earliest",
     isolation_level: IsolationLevel = "read_committed",
-    fetch_wait_max_ms: int = 5,
+    fetch_wait_max_ms: int = 100,
     security: KafkaConf | None = None,
     assignment_strategy: AssignmentStrategy = "cooperative-sticky",
+    auto_commit_interval_ms: int | None = None,
 ) -> KafkaConf:
     """Configuration of a consumer that commits only what it has finished.
 
     Why each setting:
 
-    1. ``enable.auto.commit=false`` and ``enable.auto.offset.store=false``: the
-       service commits an offset only after the work for it is acknowledged
-       (at-least-once); nothing is committed behind its back.
+    1. ``enable.auto.offset.store=false`` and, by default,
+       ``enable.auto.commit=false``: the service commits an offset only after
+       the work for it is acknowledged (at-least-once); nothing is committed
+       behind its back. With ``auto_commit_interval_ms`` librdkafka commits,
+       at that interval (and on revocation and close), the offsets the service
+       *stored* after its work was acknowledged: still nothing unfinished, and
+       no commit round trip in the service's loop.
     2. ``auto.offset.reset`` explicit: a new group starts where the caller says
        (``earliest`` by default so that nothing is skipped, FAULTS K12).
     3. ``isolation.level=read_committed``: aborted transactional writes are never
        read.
-    4. ``fetch.wait.max.ms`` low: a fetch returns within a few milliseconds even
-       when the broker has little data (the default, 500 ms, would dominate the
-       latency at low rates).
+    4. ``fetch.wait.max.ms`` 100: how long the broker holds a fetch that finds
+       no data. A fetch returns as soon as a record arrives (``fetch.min.bytes``
+       1), so this wait adds no latency: at 200 transactions/s the fused
+       pipeline's p50 was 5.2 ms with 5 ms and with 100 ms. What it changes is
+       the idle fetches: every 5 ms, from every consumer, cost the broker about
+       a tenth of a core at 1k events/s on the four pipelines and the bench.
     5. ``partition.assignment.strategy=cooperative-sticky``: a rebalance moves
        only the partitions that must move; the others keep flowing. It balances
        the *count* of partitions over all subscribed topics, not each topic: a
@@ -130,7 +138,12 @@ def consumer_config(
         "bootstrap.servers": bootstrap,
         "group.id": group_id,
         "client.id": client_id,
-        "enable.auto.commit": False,
+        "enable.auto.commit": auto_commit_interval_ms is not None,
+        **(
+            {"auto.commit.interval.ms": auto_commit_interval_ms}
+            if auto_commit_interval_ms is not None
+            else {}
+        ),
         "enable.auto.offset.store": False,
         "auto.offset.reset": auto_offset_reset,
         "isolation.level": isolation_level,

@@ -99,11 +99,14 @@ def make_consumer(
     auto_offset_reset: OffsetReset = "earliest",
     isolation_level: IsolationLevel = "read_committed",
     assignment_strategy: AssignmentStrategy = "cooperative-sticky",
+    auto_commit_interval_ms: int | None = None,
 ) -> Consumer:
-    """A consumer that never auto-commits (the service commits after its work is acked).
+    """A consumer that commits only what the service finished (acknowledged).
 
     ``assignment_strategy="range"`` for a consumer of several co-partitioned
-    topics (see :func:`streamscore.libs.kafka_config.consumer_config`, item 5).
+    topics; ``auto_commit_interval_ms`` to have librdkafka commit the offsets
+    the service stored (see :func:`streamscore.libs.kafka_config.consumer_config`,
+    items 1 and 5).
     """
     cfg = consumer_config(
         endpoints(settings).kafka_bootstrap,
@@ -113,6 +116,7 @@ def make_consumer(
         isolation_level=isolation_level,
         assignment_strategy=assignment_strategy,
         security=kafka_security_config(settings),
+        auto_commit_interval_ms=auto_commit_interval_ms,
     )
     return Consumer(cfg)
 

@@ -38,7 +38,7 @@ class DecisionTail(threading.Thread):
                 "group.id": uuid.uuid4().hex,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
+                "fetch.wait.max.ms": 100,
                 "isolation.level": "read_committed",
             }
         )

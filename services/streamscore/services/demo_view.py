@@ -105,7 +105,7 @@ class LiveView(threading.Thread):
                 "group.id": f"streamscore-demo-view-{time.time_ns()}",
                 "auto.offset.reset": "latest",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
+                "fetch.wait.max.ms": 100,
                 **(security or {}),
             }
         )

@@ -208,6 +208,7 @@ def run_pipeline(
         group_id=f"{topic_prefix}streamscore-pipeline-{stream}",
         client_id=SERVICE,
         assignment_strategy="range",
+        auto_commit_interval_ms=settings.pipeline_commit_interval_ms or None,
     )
     consumer.subscribe(list(handler.features.topics))
     processor = StreamProcessor(
@@ -220,6 +221,7 @@ def run_pipeline(
         max_bytes=settings.max_message_bytes,
         topic_prefix=topic_prefix,
         metrics=StreamMetrics(),
+        commit="stored" if settings.pipeline_commit_interval_ms else "sync",
     )
     stop = stop_on_signals()
     try:

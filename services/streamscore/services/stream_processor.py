@@ -19,6 +19,20 @@ At-least-once with nothing lost and nothing silently dropped:
 Rebalances need no extra step: a batch is committed before the next
 ``consume`` call, which is where librdkafka runs the rebalance callbacks, so
 a revoked partition never has uncommitted, acknowledged work.
+
+Step 5 comes in two forms (``commit=``):
+
+- ``"sync"``: a synchronous commit per batch (a round trip to the group
+  coordinator before the next batch);
+- ``"stored"``: once the batch is acknowledged its offsets are *stored*
+  (``store_offsets``, no I/O), and librdkafka commits the stored offsets every
+  ``auto.commit.interval.ms`` from its own thread, before partitions are
+  revoked and when the consumer is closed (a consumer made with
+  ``auto_commit_interval_ms``, see
+  :func:`~streamscore.libs.kafka_config.consumer_config`). Still at least
+  once: only acknowledged work is ever stored. What changes: after a crash
+  (not a SIGTERM, whose close commits) up to one interval more of input is
+  processed again, and the loop no longer waits for the group coordinator.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -130,8 +144,10 @@ class StreamProcessor:
         topic_prefix: str = "",
         metrics: StreamMetrics | None = None,
         decode_as: type[ContractMessage] | None = None,
+        commit: Literal["sync", "stored"] = "sync",
     ) -> None:
         self.consumer = consumer
+        self.commit = commit
         self.producer = producer
         self.handler = handler
         self.service = service
@@ -295,7 +311,10 @@ class StreamProcessor:
 
     def _commit(self, messages: Sequence[Message]) -> None:
         try:
-            self.consumer.commit(offsets=commit_offsets(messages), asynchronous=False)
+            if self.commit == "stored":
+                self.consumer.store_offsets(offsets=commit_offsets(messages))
+            else:
+                self.consumer.commit(offsets=commit_offsets(messages), asynchronous=False)
             self.stats.commits += 1
         except KafkaException as exc:
             # The group moved under us between consume and commit: a rebalance took
