@@ -217,7 +217,7 @@ def run_pipeline(
         handler,
         service=SERVICE,
         max_batch=500,
-        max_wait_s=0.001,
+        first_wait_s=0.1,  # handle an event when it arrives (no batch-filling wait)
         max_bytes=settings.max_message_bytes,
         topic_prefix=topic_prefix,
         metrics=StreamMetrics(),

@@ -2,7 +2,11 @@
 
 At-least-once with nothing lost and nothing silently dropped:
 
-1. Consume a micro-batch (up to ``max_batch`` messages or ``max_wait_s``).
+1. Consume a micro-batch: up to ``max_batch`` messages, waiting up to
+   ``max_wait_s`` for it to fill; or, with ``first_wait_s``, waiting up to that
+   long for one message and then taking what is already fetched, with no wait
+   (a message is handled as soon as it arrives, and an idle loop sleeps
+   instead of waking up every ``max_wait_s``).
 2. Decode each message against its topic's contract. A message that fails
    becomes a DLQ record on ``dlq.<topic>``: original key and value untouched,
    headers saying why, where from and when. The partition keeps flowing.
@@ -145,9 +149,11 @@ class StreamProcessor:
         metrics: StreamMetrics | None = None,
         decode_as: type[ContractMessage] | None = None,
         commit: Literal["sync", "stored"] = "sync",
+        first_wait_s: float | None = None,
     ) -> None:
         self.consumer = consumer
         self.commit = commit
+        self.first_wait_s = first_wait_s
         self.producer = producer
         self.handler = handler
         self.service = service
@@ -195,9 +201,17 @@ class StreamProcessor:
             msg.value() or b"",
         )
 
+    def _consume(self) -> list[Message]:
+        if self.first_wait_s is None:
+            return self.consumer.consume(num_messages=self.max_batch, timeout=self.max_wait_s)
+        first = self.consumer.poll(self.first_wait_s)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(num_messages=self.max_batch - 1, timeout=0)]
+
     def step(self) -> int:
         """Process one micro-batch; returns how many messages it consumed."""
-        raw = self.consumer.consume(num_messages=self.max_batch, timeout=self.max_wait_s)
+        raw = self._consume()
         messages: list[Message] = []
         for m in raw:
             err = m.error()
